@@ -1,0 +1,114 @@
+// Backend: the abstract device ops every layer calls (DESIGN §2). One implementation per
+// device (cpu, cuda); the device is an argument, never a global. Row-major everywhere.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "owt/backend/elementwise.h"
+#include "owt/core/tensor.h"
+
+namespace owt {
+
+// A 2-D convolution over a batch, cross-correlation as in PyTorch.
+struct ConvGeom {
+  int n, c, h, w;          // input  (N, C, H, W)
+  int k, kh, kw;           // weight (K, C, KH, KW), bias (K)
+  int stride_h, stride_w, pad_h, pad_w;
+  int oh, ow;              // output (N, K, OH, OW)
+};
+// Max or average pooling; output size uses ceil as in Caffe/cuda-convnet when `ceil_mode`.
+struct PoolGeom {
+  int n, c, h, w;          // input  (N, C, H, W)
+  int size, stride, pad;
+  int oh, ow;              // output (N, C, OH, OW)
+};
+// Cross-channel local response normalisation (AlexNet):
+//   scale = k + alpha/size * sum_{c' in window(c)} x[c']^2;  y = x * scale^-beta
+struct LrnGeom {
+  int n, c, h, w;
+  int size;
+  float alpha, beta, k;
+};
+
+enum class Trans { N, T };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual std::string name() const = 0;
+
+  // ---- memory ---------------------------------------------------------------------------
+  virtual std::shared_ptr<Buffer> allocate(size_t bytes) = 0;
+  Tensor empty(const Shape& shape, DType dtype = DType::F32) {
+    return Tensor(allocate(shape.numel() * dtype_size(dtype)), shape, dtype);
+  }
+  virtual void copy(const void* src, void* dst, size_t bytes) = 0;           // device -> device
+  virtual void to_host(const void* src, void* host_dst, size_t bytes) = 0;   // device -> host
+  virtual void from_host(const void* host_src, void* dst, size_t bytes) = 0; // host -> device
+  virtual void fill(float* x, size_t n, float value) = 0;
+  virtual void scale(float* x, size_t n, float alpha) = 0;                   // x *= alpha
+  virtual void axpy(float alpha, const float* x, float* y, size_t n) = 0;    // y += alpha x
+  virtual void synchronize() = 0;  // wait for all queued work (no-op on CPU)
+
+  // ---- dense ----------------------------------------------------------------------------
+  // C (m, n) = alpha * op(A) op(B) + beta * C, row-major, op(A) (m, k), op(B) (k, n).
+  virtual void gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* a, int lda,
+                    const float* b, int ldb, float beta, float* c, int ldc) = 0;
+  virtual void add_row_vector(float* y, const float* v, int rows, int cols) = 0;   // y[r,:] += v
+  virtual void sum_rows(const float* x, float* out, int rows, int cols) = 0;       // out += sum_r x[r,:]
+  // Column block copy: dst (rows, dst_cols)[:, dst_col0 : +cols] = src (rows, src_cols)[:, src_col0 : +cols]
+  virtual void copy_columns(const float* src, int src_cols, int src_col0, float* dst, int dst_cols,
+                            int dst_col0, int rows, int cols) = 0;
+
+  // ---- convolution (weight gradients accumulate: dw += ..., db += ...) -------------------
+  virtual void conv2d_forward(const ConvGeom& g, const float* x, const float* w, const float* bias,
+                              float* y) = 0;
+  virtual void conv2d_backward_data(const ConvGeom& g, const float* dy, const float* w,
+                                    float* dx) = 0;
+  virtual void conv2d_backward_filter(const ConvGeom& g, const float* x, const float* dy,
+                                      float* dw, float* db) = 0;
+
+  // ---- pooling and normalisation --------------------------------------------------------
+  // argmax (N, C, OH, OW) holds the flat input index (within one (n, c) plane) of each max.
+  virtual void maxpool_forward(const PoolGeom& g, const float* x, float* y, int32_t* argmax) = 0;
+  virtual void maxpool_backward(const PoolGeom& g, const float* dy, const int32_t* argmax,
+                                float* dx) = 0;
+  // Average over the window clipped to the padded input (count_include_pad = true).
+  virtual void avgpool_forward(const PoolGeom& g, const float* x, float* y) = 0;
+  virtual void avgpool_backward(const PoolGeom& g, const float* dy, float* dx) = 0;
+  // scale (N, C, H, W) is saved for the backward pass.
+  virtual void lrn_forward(const LrnGeom& g, const float* x, float* scale, float* y) = 0;
+  virtual void lrn_backward(const LrnGeom& g, const float* x, const float* y, const float* scale,
+                            const float* dy, float* dx) = 0;
+
+  // ---- elementwise ----------------------------------------------------------------------
+  virtual void relu_forward(const float* x, float* y, size_t n) = 0;
+  virtual void relu_backward(const float* y, const float* dy, float* dx, size_t n) = 0;
+  // x, y (rows, cols): y = x * dropout_scale(key, r, c). Backward is the same map on dy.
+  virtual void dropout_apply(const DropoutKey& key, const float* x, float* y, int rows,
+                             int cols) = 0;
+
+  // ---- loss pieces (over a class shard: logits (rows, cols), global class = col0 + col) --
+  virtual void row_max(const float* logits, int rows, int cols, float* out) = 0;        // (rows)
+  // out[r] = sum_c exp(logits[r,c] - row_max[r])
+  virtual void row_sumexp(const float* logits, const float* row_max, int rows, int cols,
+                          float* out) = 0;
+  // out[r] = logits[r, label[r] - col0] if the label falls in this shard, else 0.
+  virtual void pick_target(const float* logits, const int32_t* labels, int rows, int cols,
+                           int col0, float* out) = 0;
+  // dlogits = scale * (softmax - onehot(label))
+  virtual void xent_backward(const float* logits, const float* row_max, const float* row_sumexp,
+                             const int32_t* labels, int rows, int cols, int col0, float scale,
+                             float* dlogits) = 0;
+
+  // ---- optimizer ------------------------------------------------------------------------
+  virtual void sgd_update(const SgdStep& step, float* w, const float* g, float* v, size_t n) = 0;
+};
+
+// The CPU backend (OpenBLAS + OpenMP); always available.
+std::unique_ptr<Backend> make_cpu_backend();
+
+}  // namespace owt

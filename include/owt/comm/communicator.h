@@ -1,0 +1,81 @@
+// Communicator: the collectives owt uses (DESIGN §2), sum-reduction on float32, each with an
+// async form. K = 1 is a real implementation that moves nothing. Counts elements per op kind.
+#pragma once
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace owt {
+
+enum class CommOp { AllReduce = 0, AllGather, ReduceScatter, Broadcast, Reduce, Count };
+const char* comm_op_name(CommOp op);
+
+// A collective in flight; wait() blocks until its buffers may be touched.
+class CommHandle {
+ public:
+  virtual ~CommHandle() = default;
+  virtual void wait() = 0;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string name() const = 0;
+
+  // buf (n) summed over all ranks, in place.
+  virtual std::unique_ptr<CommHandle> all_reduce_async(float* buf, size_t n) = 0;
+  // recv = concat over ranks r of rank r's `counts[r]` elements; send holds counts[rank()].
+  virtual std::unique_ptr<CommHandle> all_gather_async(const float* send, float* recv,
+                                                       const std::vector<size_t>& counts) = 0;
+  // send = concat over ranks of blocks of counts[r]; recv (counts[rank()]) = sum over ranks
+  // of block rank().
+  virtual std::unique_ptr<CommHandle> reduce_scatter_async(const float* send, float* recv,
+                                                           const std::vector<size_t>& counts) = 0;
+  virtual std::unique_ptr<CommHandle> broadcast_async(float* buf, size_t n, int root) = 0;
+  // buf (n) summed over ranks into root's buf; other ranks' buf is left unchanged.
+  virtual std::unique_ptr<CommHandle> reduce_async(float* buf, size_t n, int root) = 0;
+  virtual void barrier() = 0;
+  // Ends every rank of the job with `message` printed once; never returns.
+  [[noreturn]] virtual void abort_all(const std::string& message, int exit_code) = 0;
+
+  // Blocking forms.
+  void all_reduce(float* buf, size_t n) { all_reduce_async(buf, n)->wait(); }
+  void all_gather(const float* send, float* recv, const std::vector<size_t>& counts) {
+    all_gather_async(send, recv, counts)->wait();
+  }
+  void reduce_scatter(const float* send, float* recv, const std::vector<size_t>& counts) {
+    reduce_scatter_async(send, recv, counts)->wait();
+  }
+  void broadcast(float* buf, size_t n, int root) { broadcast_async(buf, n, root)->wait(); }
+  void reduce(float* buf, size_t n, int root) { reduce_async(buf, n, root)->wait(); }
+
+  // Elements this rank sent, per op kind, by the cost model's convention (DESIGN §4).
+  uint64_t elements_sent(CommOp op) const { return sent_[static_cast<int>(op)]; }
+  uint64_t total_elements_sent() const;
+  void reset_counters() { sent_.fill(0); }
+
+ protected:
+  void count(CommOp op, uint64_t elements) { sent_[static_cast<int>(op)] += elements; }
+
+ private:
+  std::array<uint64_t, static_cast<int>(CommOp::Count)> sent_{};
+};
+
+// The single-worker communicator: every collective is the identity (or a copy).
+std::unique_ptr<Communicator> make_local_communicator();
+
+// Shard [begin, end) of `n` items for `rank` of `size` (sizes differ by at most one).
+inline size_t shard_begin(size_t n, int rank, int size) { return n * rank / size; }
+inline size_t shard_end(size_t n, int rank, int size) { return n * (rank + 1) / size; }
+inline std::vector<size_t> shard_counts(size_t n, int size, size_t unit = 1) {
+  std::vector<size_t> c(size);
+  for (int r = 0; r < size; ++r) c[r] = (shard_end(n, r, size) - shard_begin(n, r, size)) * unit;
+  return c;
+}
+
+}  // namespace owt

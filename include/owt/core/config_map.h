@@ -1,0 +1,57 @@
+// ConfigMap: a checked view of one YAML mapping. Every getter names the file, line and field on
+// a bad value; check_all_used() turns any key nobody asked for into an "unknown key" error.
+#pragma once
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace owt {
+
+class ConfigMap {
+ public:
+  // `what` names the mapping in messages, e.g. "layer 'conv1'" or "solver".
+  ConfigMap(YAML::Node node, std::string file, std::string what);
+
+  bool has(const std::string& key) const;
+  int64_t get_int(const std::string& key);
+  int64_t get_int(const std::string& key, int64_t fallback);
+  double get_float(const std::string& key);
+  double get_float(const std::string& key, double fallback);
+  std::string get_string(const std::string& key);
+  std::string get_string(const std::string& key, const std::string& fallback);
+  // One of `choices`; the message lists them.
+  std::string get_choice(const std::string& key, const std::vector<std::string>& choices,
+                         const std::string& fallback);
+  bool get_bool(const std::string& key, bool fallback);
+  std::vector<int64_t> get_int_list(const std::string& key);
+  std::vector<double> get_float_list(const std::string& key, const std::vector<double>& fallback);
+  ConfigMap get_map(const std::string& key);
+  // A sequence of mappings, each wrapped with a description made by `describe(i, node)`.
+  std::vector<YAML::Node> get_sequence(const std::string& key);
+
+  // Throws "file:line: <what>: unknown key 'k' (expected one of: ...)" for unread keys.
+  void check_all_used() const;
+  // Throws "file:line: <what>: field 'key': <message>".
+  [[noreturn]] void fail(const std::string& key, const std::string& message) const;
+  // "file:line" of the key (or of the mapping when absent).
+  std::string where(const std::string& key) const;
+
+  const std::string& file() const { return file_; }
+  const std::string& what() const { return what_; }
+  const YAML::Node& node() const { return node_; }
+
+ private:
+  YAML::Node required(const std::string& key);
+  YAML::Node node_;
+  std::string file_, what_;
+  std::set<std::string> used_;
+};
+
+// Loads a YAML file; syntax errors become "file:line:col: <yaml message>".
+YAML::Node load_yaml_file(const std::string& path);
+YAML::Node load_yaml_string(const std::string& text, const std::string& name);
+
+}  // namespace owt

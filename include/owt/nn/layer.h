@@ -1,0 +1,76 @@
+// Layer: the forward/backward contract every layer type implements (Caffe's layer.hpp idea,
+// with the backend and communicator passed in). Activations are (rows, features...) tensors.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "owt/backend/backend.h"
+#include "owt/comm/communicator.h"
+#include "owt/nn/param.h"
+
+namespace owt {
+
+// Where a layer runs in the hybrid scheme: Data = replicated weights, local rows;
+// Model = weights sharded across the workers, all rows of the global batch.
+enum class Parallel { Data, Model };
+
+// Everything a layer may use while running one pass.
+struct RunContext {
+  Backend& backend;
+  Communicator& comm;       // the model-parallel group (all workers)
+  bool training = true;
+  uint64_t seed = 0;
+  int64_t step = 0;         // optimizer step, keys dropout
+  int64_t row0 = 0;         // global example index of row 0 of this pass
+  int64_t loss_rows = 1;    // the loss is the mean over this many examples (the global batch)
+};
+
+class LossLayer;
+
+class Layer {
+ public:
+  explicit Layer(std::string name) : name_(std::move(name)) {}
+  virtual ~Layer() = default;
+  const std::string& name() const { return name_; }
+  virtual std::string type() const = 0;
+
+  // Fixes shapes and creates params. `in` is one example's shape, e.g. (C, H, W) or (F).
+  // `parallel`/`rank`/`workers` say how this layer is laid out. Returns one example's output shape.
+  virtual Shape setup(const Shape& in, Parallel parallel, int rank, int workers) = 0;
+
+  // y (rows, out...) = f(x (rows, in...)). y is allocated by the caller.
+  virtual void forward(RunContext& ctx, const Tensor& x, Tensor& y) = 0;
+  // dx = df/dx^T dy; param grads accumulate (+=). dx is null for the first layer.
+  // For a model-parallel layer whose input is not sharded, dx may be a partial sum
+  // (see input_grad_is_partial) that the caller reduces across workers.
+  virtual void backward(RunContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
+                        Tensor* dx) = 0;
+
+  virtual std::vector<Param*> params() { return {}; }
+  // True when backward's dx is this worker's partial sum (column-parallel linear).
+  virtual bool input_grad_is_partial() const { return false; }
+  // Forward may write y over x (elementwise layers); saves activation memory.
+  virtual bool can_run_in_place() const { return false; }
+  virtual LossLayer* as_loss() { return nullptr; }
+
+ private:
+  std::string name_;
+};
+
+// The loss closes the network: consumes logits (rows, classes or a class shard) and labels.
+class LossLayer : public Layer {
+ public:
+  using Layer::Layer;
+  LossLayer* as_loss() override { return this; }
+  // Returns the summed loss over the rows (not yet divided), identical on every worker.
+  virtual double forward_loss(RunContext& ctx, const Tensor& logits, const Tensor& labels) = 0;
+  // dlogits = d(loss sum / ctx.loss_rows)/dlogits for the rows of the last forward_loss.
+  virtual void backward_loss(RunContext& ctx, const Tensor& logits, const Tensor& labels,
+                             Tensor& dlogits) = 0;
+  void forward(RunContext&, const Tensor&, Tensor&) override;
+  void backward(RunContext&, const Tensor&, const Tensor&, const Tensor&, Tensor*) override;
+};
+
+}  // namespace owt

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every Debian package that owt's build, tests and default run need.
+# Idempotent and non-interactive; prints nothing when everything is already present.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libopenblas-openmp-dev libyaml-cpp-dev libcli11-dev zlib1g-dev nlohmann-json3-dev
+  libgtest-dev googletest
+  libopenmpi-dev openmpi-bin
+  libdnnl-dev
+  dataset-fashion-mnist
+)
+# Side-by-side benchmarks and interop (tools/bench, tools/torch_interop.py) only.
+if [[ "${OWT_WITH_BENCH_DEPS:-0}" == 1 ]]; then
+  packages+=(python3-torch python3-numpy)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "install_deps: installing ${missing[*]}"
+sudo_cmd=()
+[[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
