@@ -29,6 +29,18 @@ struct RunContext {
 
 class LossLayer;
 
+// How the plan places a layer across the K workers.
+struct LayerPlacement {
+  Parallel parallel = Parallel::Data;
+  int rank = 0, workers = 1;
+  // Model-parallel layers that shard their output: all-gather it to every worker (true), or
+  // leave it as a feature shard for the next layers (false: the logits fed to the loss).
+  bool gather_output = true;
+  // When the input is itself a feature shard: its global column offset and the full width.
+  bool input_sharded = false;
+  int64_t in_col0 = 0, in_cols_total = 0;
+};
+
 class Layer {
  public:
   explicit Layer(std::string name) : name_(std::move(name)) {}
@@ -36,9 +48,15 @@ class Layer {
   const std::string& name() const { return name_; }
   virtual std::string type() const = 0;
 
-  // Fixes shapes and creates params. `in` is one example's shape, e.g. (C, H, W) or (F).
-  // `parallel`/`rank`/`workers` say how this layer is laid out. Returns one example's output shape.
-  virtual Shape setup(const Shape& in, Parallel parallel, int rank, int workers) = 0;
+  // Fixes shapes and declares params (metadata only; the network binds their memory).
+  // `in` is one example's local input shape, e.g. (C, H, W) or (F). Returns the local output.
+  virtual Shape setup(const Shape& in, const LayerPlacement& place) = 0;
+  // Whether the layer keeps a feature shard a feature shard (elementwise layers: relu, dropout).
+  virtual bool preserves_feature_shard() const { return false; }
+  // Whether the layer can run model-parallel (shard its params over workers).
+  virtual bool supports_model_parallel() const { return false; }
+  // When the output is a feature shard (not gathered): its first global column and full width.
+  virtual bool output_shard(int64_t* col0, int64_t* cols_total) const { return false; }
 
   // y (rows, out...) = f(x (rows, in...)). y is allocated by the caller.
   virtual void forward(RunContext& ctx, const Tensor& x, Tensor& y) = 0;
@@ -53,6 +71,8 @@ class Layer {
   virtual bool input_grad_is_partial() const { return false; }
   // Forward may write y over x (elementwise layers); saves activation memory.
   virtual bool can_run_in_place() const { return false; }
+  // Backward reads this layer's output y (so the next layer must not overwrite it in place).
+  virtual bool backward_needs_output() const { return false; }
   virtual LossLayer* as_loss() { return nullptr; }
 
  private:
@@ -69,6 +89,10 @@ class LossLayer : public Layer {
   // dlogits = d(loss sum / ctx.loss_rows)/dlogits for the rows of the last forward_loss.
   virtual void backward_loss(RunContext& ctx, const Tensor& logits, const Tensor& labels,
                              Tensor& dlogits) = 0;
+  // Counts rows whose label is the arg-max (top1) or among the 5 largest logits (top5).
+  // labels (rows) on the host; logits may be a class shard, the counts are global.
+  virtual void count_correct(RunContext& ctx, const Tensor& logits, const int32_t* labels,
+                             int64_t* top1, int64_t* top5) = 0;
   void forward(RunContext&, const Tensor&, Tensor&) override;
   void backward(RunContext&, const Tensor&, const Tensor&, const Tensor&, Tensor*) override;
 };

@@ -31,6 +31,7 @@ struct Param {
   bool frozen = false;
   Tensor value;           // local shape: full_shape with `axis` cut to [begin, end)
   Tensor grad;            // same shape as value; accumulated by backward, zeroed each step
+  Tensor state;           // optimizer state (SGD momentum), same shape as value
 
   Shape local_shape() const {
     if (layout == Layout::Replicated) return full_shape;

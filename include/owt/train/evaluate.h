@@ -1,0 +1,24 @@
+// Evaluation over a whole data set split (loss, top-1, top-5), shared by `owt train` after every
+// epoch and by `owt eval`; and the helpers that lay a global batch out over the workers.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "owt/data/loader.h"
+#include "owt/parallel/hybrid_step.h"
+
+namespace owt {
+
+// Rows of each worker in a global batch of `rows` examples (as the loader splits them).
+BatchRows split_rows(int64_t rows, int rank, int workers);
+
+// Labels of the whole global batch `index` of `epoch` (every worker needs them all for the
+// model-parallel loss). `global_batch` is K x b; `rows` may be less for a final partial batch.
+void global_labels(BatchLoader& loader, const Dataset& data, int64_t epoch, int64_t index,
+                   int64_t global_batch, int64_t rows, std::vector<int32_t>& out);
+
+// Forward passes over every example of `data` in order (no augmentation, dropout off).
+EvalCounts evaluate_dataset(HybridStep& stepper, const Dataset& data, BatchLoader& loader,
+                            const Shape& input, int64_t batch, Backend& backend, Communicator& comm);
+
+}  // namespace owt

@@ -1,0 +1,59 @@
+// ModelConfig: a model file (DESIGN §7) parsed and checked — architecture, data, augmentation,
+// parallel scheme and solver. Layers stay YAML until the network builds them with the registry.
+#pragma once
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "owt/core/shape.h"
+#include "owt/data/transform.h"
+
+namespace owt {
+
+struct DataConfig {
+  std::string format = "idx";
+  std::string path;
+  TransformSpec train;  // augment: normalisation + random crop/flip
+  TransformSpec eval;   // normalisation + centre crop
+};
+
+struct ScheduleConfig {
+  std::string type = "constant";  // constant | step | cosine
+  double warmup_epochs = 0;       // linear warm-up from 0 over this many epochs
+  std::vector<double> milestones; // step: epochs at which lr *= gamma
+  double gamma = 0.1;
+  double min_lr = 0;              // cosine floor
+};
+
+struct SolverConfig {
+  std::string type = "sgd";
+  double lr = 0.01, momentum = 0.9, weight_decay = 0;
+  int64_t batch = 128;  // per worker
+  int64_t epochs = 10;
+  ScheduleConfig schedule;
+};
+
+struct ParallelConfig {
+  std::string transition = "allgather";  // allgather | pipelined
+  std::string fc_update = "step";        // step | block
+};
+
+struct ModelConfig {
+  std::string file;  // path it was read from ("" for a string)
+  std::string text;  // the file's text, saved in run directories and checkpoints
+  std::string name;
+  Shape input;       // (C, H, W)
+  int64_t classes = 0;
+  DataConfig data;
+  std::vector<YAML::Node> layers;
+  ParallelConfig parallel;
+  SolverConfig solver;
+  uint64_t seed = 1;
+};
+
+ModelConfig load_model_config(const std::string& path);
+ModelConfig parse_model_config(const std::string& text, const std::string& name);
+
+}  // namespace owt

@@ -1,0 +1,45 @@
+// Trainer: the epoch loop — data, the hybrid step, optimizer and schedule, evaluation after
+// every epoch, metrics, progress and checkpoints. One per worker; rank 0 owns the run directory.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "owt/backend/backend.h"
+#include "owt/comm/communicator.h"
+#include "owt/nn/network.h"
+#include "owt/train/model_config.h"
+
+namespace owt {
+
+struct TrainOptions {
+  std::string data_dir;       // overrides data.path when set
+  int64_t epochs = 0;         // 0: the model file's
+  int64_t max_steps = 0;      // 0: no limit
+  int64_t batch = 0;          // per worker; 0: the model file's
+  double lr = 0;              // 0: the model file's
+  int64_t seed = -1;          // -1: the model file's
+  std::string out_dir;        // "" : runs/<name>-<time>
+  int threads = 0;            // 0: all cores
+  ParallelMode mode = ParallelMode::Owt;
+  int64_t save_every = 0;     // checkpoint every N steps (0: only per epoch)
+  std::string resume;         // run directory or checkpoint to continue
+  std::string init_from;      // checkpoint to fine-tune from
+  std::vector<std::string> renames;  // OLD=NEW for init_from
+  bool progress = true;
+};
+
+struct TrainSummary {
+  std::string run_dir;
+  double final_top1 = 0, final_top5 = 0, best_top1 = 0, final_loss = 0;
+  double train_images_per_s = 0, seconds = 0;
+  int64_t steps = 0;
+  uint64_t comm_elements_per_step = 0;
+};
+
+// Applies the command-line overrides to a model config (batch, epochs, lr, seed, data path).
+void apply_overrides(ModelConfig& cfg, const TrainOptions& opt);
+
+TrainSummary train(const ModelConfig& cfg, const TrainOptions& opt, Backend& backend,
+                   Communicator& comm);
+
+}  // namespace owt

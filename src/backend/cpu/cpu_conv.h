@@ -1,0 +1,41 @@
+// The two CPU convolution engines behind CpuBackend's conv2d_* ops: oneDNN (DnnlConv, the
+// one CpuBackend uses: faster on every shape tools/bench/conv_bench measures) and im2col +
+// OpenBLAS sgemm (Im2colConv, the plain reference the bench and the tests compare it to).
+#pragma once
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "owt/backend/backend.h"
+
+namespace owt {
+
+// Shapes for all three ops: x, dx (N, C, H, W); w, dw (K, C, KH, KW); bias, db (K);
+// y, dy (N, K, OH, OW). backward_filter accumulates: dw += ..., db += ... (db may be null).
+class Im2colConv {
+ public:
+  void forward(const ConvGeom& g, const float* x, const float* w, const float* bias, float* y);
+  void backward_data(const ConvGeom& g, const float* dy, const float* w, float* dx);
+  void backward_filter(const ConvGeom& g, const float* x, const float* dy, float* dw, float* db);
+
+ private:
+  float* workspace(size_t floats);  // grow-only scratch: per-thread column buffers etc.
+  std::vector<float> workspace_;
+};
+
+class DnnlConv {
+ public:
+  DnnlConv();
+  ~DnnlConv();
+  void forward(const ConvGeom& g, const float* x, const float* w, const float* bias, float* y);
+  void backward_data(const ConvGeom& g, const float* dy, const float* w, float* dx);
+  void backward_filter(const ConvGeom& g, const float* x, const float* dy, float* dw, float* db);
+
+ private:
+  struct Impl;   // engine, stream and primitives cached per geometry (cpu_conv_dnnl.cpp)
+  struct Plan;
+  Plan& plan(const ConvGeom& g);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace owt

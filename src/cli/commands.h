@@ -1,0 +1,25 @@
+// The subcommands of the owt command line, each registered on the CLI11 app by its own file
+// and run after parsing with the job's communicator.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+
+#include "owt/comm/communicator.h"
+
+namespace owt {
+
+// What main runs once the command line is parsed; returns the process exit code.
+using CommandRunner = std::function<int(Communicator& comm)>;
+
+// Each adds its subcommand to `app` and sets `run` when that subcommand is chosen.
+void add_train_command(CLI::App& app, CommandRunner& run);
+void add_eval_command(CLI::App& app, CommandRunner& run);
+
+// Shared options: OpenMP threads per worker (0: cores / workers on this node).
+void set_thread_count(int threads);
+// The backend named by --device ("auto", "cpu" or "cuda").
+std::unique_ptr<class Backend> make_backend_for(const std::string& device, bool announce);
+
+}  // namespace owt

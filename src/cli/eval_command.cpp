@@ -1,0 +1,75 @@
+// `owt eval MODEL.yaml --checkpoint CKPT [--data DIR] [--json]`: test-set loss, top-1, top-5.
+#include <cstdio>
+
+#include "commands.h"
+#include "owt/data/loader.h"
+#include "owt/nn/param_store.h"
+#include "owt/train/checkpoint.h"
+#include "owt/train/evaluate.h"
+#include "owt/train/trainer.h"
+
+namespace owt {
+
+void add_eval_command(CLI::App& app, CommandRunner& run) {
+  struct Args {
+    std::string model, checkpoint, data, device = "auto", split = "test";
+    int64_t batch = 0;
+    int threads = 0;
+    bool json = false;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("eval", "Evaluate a checkpoint on the test set");
+  cmd->add_option("model", args->model, "Model file (YAML)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--checkpoint", args->checkpoint, "Checkpoint (.safetensors)")
+      ->required()->check(CLI::ExistingFile);
+  cmd->add_option("--data", args->data, "Data set directory (overrides data.path)");
+  cmd->add_option("--split", args->split, "Which split to evaluate")
+      ->capture_default_str()->check(CLI::IsMember({"train", "test"}));
+  cmd->add_option("--batch", args->batch, "Batch per worker (0: solver.batch)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", args->threads, "Threads per worker (0: cores / workers)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", args->device, "Where to compute")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd->add_flag("--json", args->json, "Print one JSON object instead of a sentence");
+  cmd->callback([args, &run] {
+    run = [args](Communicator& comm) {
+      set_thread_count(args->threads);
+      auto backend = make_backend_for(args->device, comm.rank() == 0 && !args->json);
+      ModelConfig cfg = load_model_config(args->model);
+      TrainOptions overrides;
+      overrides.data_dir = args->data;
+      overrides.batch = args->batch;
+      apply_overrides(cfg, overrides);
+      if (cfg.data.path.empty())
+        throw Error(cat(cfg.file, ": no data set: give data.path in the model file or --data DIR"));
+      auto data = open_dataset(cfg.data.format, cfg.data.path, args->split);
+      Transform tf(cfg.data.eval, data->example_shape(), cfg.seed);
+      if (tf.output_shape() != cfg.input)
+        throw Error(cat(cfg.data.path, ": images are ", tf.output_shape().str(), " but ", cfg.file,
+                        " declares input ", cfg.input.str()));
+      const int64_t b = cfg.solver.batch;
+      LoaderSpec spec{b, comm.rank(), comm.size(), false, false, false, cfg.seed, 1};
+      BatchLoader loader(*data, tf, spec);
+      Network net(cfg, comm.rank(), comm.size(), ParallelMode::Owt);
+      ParamStore store(net.params(), *backend);
+      LoadedCheckpoint ck = load_checkpoint(args->checkpoint, store, *backend, false);
+      HybridStep stepper(net, store, *backend, comm, cfg.parallel);
+      EvalCounts c = evaluate_dataset(stepper, *data, loader, cfg.input, b, *backend, comm);
+      if (comm.rank() != 0) return 0;
+      double n = static_cast<double>(c.rows);
+      if (args->json)
+        std::printf("{\"checkpoint\": \"%s\", \"split\": \"%s\", \"examples\": %lld, \"step\": %lld, "
+                    "\"loss\": %.6f, \"top1\": %.6f, \"top5\": %.6f}\n",
+                    args->checkpoint.c_str(), args->split.c_str(), static_cast<long long>(c.rows),
+                    static_cast<long long>(ck.step), c.loss_sum / n, c.top1 / n, c.top5 / n);
+      else
+        std::printf("%s on %lld %s examples: loss %.4f, top-1 %.2f%%, top-5 %.2f%%\n",
+                    args->checkpoint.c_str(), static_cast<long long>(c.rows), args->split.c_str(),
+                    c.loss_sum / n, 100 * c.top1 / n, 100 * c.top5 / n);
+      return 0;
+    };
+  });
+}
+
+}  // namespace owt

@@ -1,0 +1,62 @@
+// `owt train MODEL.yaml [flags]`: flags override the model file; with mpirun -np K, K workers.
+#include <cstdio>
+
+#include "commands.h"
+#include "owt/train/metrics.h"
+#include "owt/train/trainer.h"
+
+namespace owt {
+
+void add_train_command(CLI::App& app, CommandRunner& run) {
+  struct Args {
+    std::string model, device = "auto", parallel = "owt";
+    TrainOptions opt;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("train", "Train a model (under mpirun -np K: K workers)");
+  cmd->add_option("model", args->model, "Model file (YAML)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--data", args->opt.data_dir, "Data set directory (overrides data.path)");
+  cmd->add_option("--epochs", args->opt.epochs, "Epochs (0: the model file's solver.epochs)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-steps", args->opt.max_steps, "Stop after this many steps (0: no limit)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch", args->opt.batch, "Batch per worker (0: solver.batch)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--lr", args->opt.lr, "Base learning rate (0: solver.lr)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--seed", args->opt.seed, "Random seed (-1: the model file's seed)")
+      ->capture_default_str();
+  cmd->add_option("--out", args->opt.out_dir, "Run directory (default runs/<name>-<time>)");
+  cmd->add_option("--threads", args->opt.threads, "Threads per worker (0: cores / workers)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", args->device, "Where to compute")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd->add_option("--parallel", args->parallel,
+                  "owt: the model file's hybrid plan; dp: every layer data-parallel")
+      ->capture_default_str()->check(CLI::IsMember({"owt", "dp"}));
+  cmd->add_flag("!--no-progress", args->opt.progress, "Print only one line per epoch");
+  cmd->callback([args, &run] {
+    run = [args](Communicator& comm) {
+      set_thread_count(args->opt.threads);
+      auto backend = make_backend_for(args->device, comm.rank() == 0);
+      ModelConfig cfg = load_model_config(args->model);
+      TrainOptions opt = args->opt;
+      opt.mode = args->parallel == "dp" ? ParallelMode::DataOnly : ParallelMode::Owt;
+      TrainSummary s = train(cfg, opt, *backend, comm);
+      if (comm.rank() == 0) {
+        std::printf("owt: trained %s for %lld steps on %d worker%s in %s: test top-1 %.2f%%, "
+                    "top-5 %.2f%%, loss %.4f; %.0f images/s\n",
+                    cfg.name.c_str(), static_cast<long long>(s.steps), comm.size(),
+                    comm.size() > 1 ? "s" : "", format_duration(s.seconds).c_str(),
+                    100 * s.final_top1, 100 * s.final_top5, s.final_loss, s.train_images_per_s);
+        if (comm.size() > 1)
+          std::printf("owt: communication: %llu bytes per step per worker\n",
+                      static_cast<unsigned long long>(s.comm_elements_per_step * sizeof(float)));
+        std::printf("owt: run directory %s\n", s.run_dir.c_str());
+      }
+      return 0;
+    };
+  });
+}
+
+}  // namespace owt

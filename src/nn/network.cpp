@@ -1,0 +1,120 @@
+// Network construction: each layer's YAML goes to its factory; the generic keys (parallel,
+// lr_mult, wd_mult, freeze) are read here; then the plan places layers and shapes are chained.
+#include "owt/nn/network.h"
+
+#include <set>
+
+#include "owt/core/config_map.h"
+#include "owt/nn/registry.h"
+
+namespace owt {
+namespace {
+
+struct GenericKeys {
+  std::string parallel;  // "", "data" or "model"
+  double lr_mult = 1, wd_mult = 1;
+  bool freeze = false;
+};
+
+GenericKeys read_generic_keys(ConfigMap& cfg) {
+  GenericKeys g;
+  g.parallel = cfg.get_choice("parallel", {"", "data", "model"}, "");
+  g.lr_mult = cfg.get_float("lr_mult", 1.0);
+  if (g.lr_mult < 0) cfg.fail("lr_mult", "must be zero or positive");
+  g.wd_mult = cfg.get_float("wd_mult", 1.0);
+  if (g.wd_mult < 0) cfg.fail("wd_mult", "must be zero or positive");
+  g.freeze = cfg.get_bool("freeze", false);
+  return g;
+}
+
+std::string layer_what(const YAML::Node& node, size_t index) {
+  if (node.IsMap() && node["name"] && node["name"].IsScalar())
+    return cat("layer '", node["name"].Scalar(), "'");
+  return cat("layer ", index + 1);
+}
+
+}  // namespace
+
+Network::Network(const ModelConfig& cfg, int rank, int workers, ParallelMode mode)
+    : rank_(rank), workers_(workers) {
+  std::vector<GenericKeys> generic;
+  std::vector<std::string> where;
+  std::set<std::string> names;
+  for (size_t i = 0; i < cfg.layers.size(); ++i) {
+    ConfigMap lc(cfg.layers[i], cfg.file, layer_what(cfg.layers[i], i));
+    auto layer = make_layer(lc);
+    generic.push_back(read_generic_keys(lc));
+    lc.check_all_used();
+    if (!names.insert(layer->name()).second)
+      throw Error(cat(lc.where("name"), ": ", lc.what(), ": the name is used by an earlier layer"));
+    bool is_loss = layer->as_loss() != nullptr;
+    if (is_loss != (i + 1 == cfg.layers.size()))
+      throw Error(cat(lc.where("type"), ": ", lc.what(),
+                      is_loss ? ": the loss must be the last layer"
+                              : ": the last layer must be a loss (softmax_cross_entropy)"));
+    if (generic.back().parallel == "model" && !layer->supports_model_parallel())
+      throw Error(cat(lc.where("parallel"), ": ", lc.what(), ": a ", layer->type(),
+                      " layer cannot be model-parallel (only linear layers can)"));
+    where.push_back(lc.where("parallel"));
+    layers_.push_back(std::move(layer));
+  }
+
+  // The plan: a layer is model-parallel when it supports it and the file does not say data.
+  transition_ = size() - 1;
+  std::vector<bool> sharded(size(), false);
+  for (size_t i = 0; i + 1 < size(); ++i) {
+    bool model = mode == ParallelMode::Owt && layers_[i]->supports_model_parallel() &&
+                 generic[i].parallel != "data";
+    if (model && transition_ == size() - 1) transition_ = i;
+    if (!model && i > transition_ && !layers_[i]->params().empty() && generic[i].parallel == "data")
+      throw Error(cat(where[i], ": layer '", layers_[i]->name(),
+                      "': parallel: data after the model-parallel layer '",
+                      layers_[transition_]->name(), "' (data-parallel layers come first)"));
+    sharded[i] = model;
+  }
+
+  // Shapes and placements; a model-parallel layer keeps its output a shard when only
+  // shard-preserving layers stand between it and the loss.
+  placements_.resize(size());
+  Shape shape = cfg.input;
+  bool input_sharded = false;
+  int64_t col0 = 0, cols_total = 0;
+  for (size_t i = 0; i < size(); ++i) {
+    LayerPlacement& p = placements_[i];
+    p.rank = rank;
+    p.workers = workers;
+    p.parallel = sharded[i] ? Parallel::Model : Parallel::Data;
+    if (i >= transition_ && layers_[i]->as_loss()) p.parallel = Parallel::Model;
+    p.input_sharded = input_sharded;
+    p.in_col0 = col0;
+    p.in_cols_total = cols_total;
+    if (sharded[i]) {
+      size_t j = i + 1;
+      while (j < size() && !layers_[j]->as_loss() && layers_[j]->preserves_feature_shard()) ++j;
+      p.gather_output = !(j < size() && layers_[j]->as_loss());
+    }
+    in_shapes_.push_back(shape);
+    shape = layers_[i]->setup(shape, p);
+    out_shapes_.push_back(shape);
+    if (layers_[i]->output_shard(&col0, &cols_total)) input_sharded = true;
+  }
+  int64_t logits = input_sharded ? cols_total : out_shapes_.back().numel();
+  if (logits != cfg.classes)
+    throw Error(cat(cfg.file, ": the last layer before the loss gives ", logits,
+                    " outputs but the model has classes: ", cfg.classes));
+  for (size_t i = 0; i < size(); ++i)
+    for (Param* p : layers_[i]->params()) {
+      p->lr_mult = static_cast<float>(generic[i].lr_mult);
+      p->wd_mult = static_cast<float>(generic[i].wd_mult);
+      p->frozen = generic[i].freeze;
+    }
+}
+
+std::vector<Param*> Network::params() {
+  std::vector<Param*> out;
+  for (auto& l : layers_)
+    for (Param* p : l->params()) out.push_back(p);
+  return out;
+}
+
+}  // namespace owt

@@ -1,0 +1,49 @@
+// ParamStore: lays params out in two contiguous groups (replicated, sharded) and binds views.
+#include "owt/nn/param_store.h"
+
+#include <algorithm>
+
+namespace owt {
+
+ParamStore::ParamStore(std::vector<Param*> params, Backend& backend) : params_(std::move(params)) {
+  for (auto it = params_.rbegin(); it != params_.rend(); ++it)
+    if ((*it)->layout == Layout::Replicated) replicated_.push_back(*it);
+  for (Param* p : params_)
+    if (p->layout == Layout::Sharded) sharded_.push_back(p);
+  const std::vector<Param*>* groups[2] = {&replicated_, &sharded_};
+  for (int g = 0; g < 2; ++g) {
+    for (Param* p : *groups[g]) sizes_[g] += p->local_shape().numel();
+    size_t n = std::max<size_t>(sizes_[g], 1);
+    values_[g] = backend.empty(Shape{static_cast<int64_t>(n)});
+    grads_[g] = backend.empty(Shape{static_cast<int64_t>(n)});
+    states_[g] = backend.empty(Shape{static_cast<int64_t>(n)});
+    backend.fill(grads_[g].f32(), n, 0.f);
+    backend.fill(states_[g].f32(), n, 0.f);
+    size_t offset = 0;
+    for (Param* p : *groups[g]) {
+      Shape s = p->local_shape();
+      p->value = values_[g].view(offset, s);
+      p->grad = grads_[g].view(offset, s);
+      p->state = states_[g].view(offset, s);
+      offset += s.numel();
+    }
+  }
+}
+
+size_t ParamStore::offset_of(const Param* p) const {
+  size_t offset = 0;
+  for (Param* q : p->layout == Layout::Replicated ? replicated_ : sharded_) {
+    if (q == p) return offset;
+    offset += q->local_shape().numel();
+  }
+  OWT_CHECK(false, "param ", p->name, " is not in the store");
+  return 0;
+}
+
+void ParamStore::zero_grads(Backend& backend) {
+  for (int g = 0; g < 2; ++g) backend.fill(grads_[g].f32(), sizes_[g], 0.f);
+}
+
+void ParamStore::zero_sharded_grads(Backend& backend) { backend.fill(grads_[1].f32(), sizes_[1], 0.f); }
+
+}  // namespace owt

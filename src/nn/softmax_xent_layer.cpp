@@ -1,0 +1,150 @@
+// softmax_cross_entropy: the loss, model-parallel over a class shard (DESIGN §1.4). Each worker
+// reduces its shard to (row max, row sum-exp, target logit); the shards combine without ever
+// gathering the logits: one all-gather of (max, sum-exp) pairs and one all-reduce of targets.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "layer_factories.h"
+#include "owt/nn/scratch.h"
+
+namespace owt {
+
+void LossLayer::forward(RunContext&, const Tensor&, Tensor&) {
+  OWT_CHECK(false, "a loss layer runs through forward_loss");
+}
+void LossLayer::backward(RunContext&, const Tensor&, const Tensor&, const Tensor&, Tensor*) {
+  OWT_CHECK(false, "a loss layer runs through backward_loss");
+}
+
+namespace {
+
+class SoftmaxXentLayer : public LossLayer {
+ public:
+  using LossLayer::LossLayer;
+  std::string type() const override { return "softmax_cross_entropy"; }
+
+  Shape setup(const Shape& in, const LayerPlacement& place) override {
+    if (in.rank() != 1)
+      throw Error(cat("layer '", name(), "': softmax_cross_entropy needs (classes) logits, got ",
+                      in.str(), "; put a linear layer before it"));
+    place_ = place;
+    cols_ = in[0];
+    col0_ = place.input_sharded ? place.in_col0 : 0;
+    classes_ = place.input_sharded ? place.in_cols_total : cols_;
+    return in;
+  }
+
+  double forward_loss(RunContext& ctx, const Tensor& logits, const Tensor& labels) override {
+    int rows = static_cast<int>(logits.size(0));
+    reduce_rows(ctx, logits, labels);
+    double sum = 0;
+    for (int r = 0; r < rows; ++r)
+      sum += std::log(static_cast<double>(sumexp_host_[r])) + max_host_[r] - target_host_[r];
+    return sum;
+  }
+
+  void backward_loss(RunContext& ctx, const Tensor& logits, const Tensor& labels,
+                     Tensor& dlogits) override {
+    int rows = static_cast<int>(logits.size(0));
+    Tensor m = row_max_.get(ctx.backend, Shape{rows}), s = row_sumexp_.get(ctx.backend, Shape{rows});
+    ctx.backend.xent_backward(logits.f32(), m.f32(), s.f32(), labels.i32(), rows,
+                              static_cast<int>(cols_), static_cast<int>(col0_),
+                              1.f / static_cast<float>(ctx.loss_rows), dlogits.f32());
+  }
+
+  void count_correct(RunContext& ctx, const Tensor& logits, const int32_t* labels, int64_t* top1,
+                     int64_t* top5) override {
+    int rows = static_cast<int>(logits.size(0)), k = static_cast<int>(std::min<int64_t>(5, classes_));
+    std::vector<float> host(static_cast<size_t>(rows) * cols_);
+    ctx.backend.to_host(logits.f32(), host.data(), host.size() * sizeof(float));
+    // Each worker's k best (value, class) per row, packed as floats: (rows, k, 2).
+    int kl = static_cast<int>(std::min<int64_t>(k, cols_));
+    std::vector<float> mine(static_cast<size_t>(rows) * k * 2, -INFINITY);
+    std::vector<int> idx(cols_);
+    for (int r = 0; r < rows; ++r) {
+      const float* row = host.data() + static_cast<size_t>(r) * cols_;
+      for (int c = 0; c < cols_; ++c) idx[c] = c;
+      std::partial_sort(idx.begin(), idx.begin() + kl, idx.end(),
+                        [&](int a, int b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+      for (int j = 0; j < kl; ++j) {
+        mine[(static_cast<size_t>(r) * k + j) * 2] = row[idx[j]];
+        mine[(static_cast<size_t>(r) * k + j) * 2 + 1] = static_cast<float>(col0_ + idx[j]);
+      }
+    }
+    std::vector<float> all = mine;
+    int K = sharded() ? place_.workers : 1;
+    if (K > 1) {
+      all.resize(mine.size() * K);
+      ctx.comm.all_gather(mine.data(), all.data(), std::vector<size_t>(K, mine.size()));
+    }
+    for (int r = 0; r < rows; ++r) {
+      // The label's rank among all candidates of the row: count strictly better candidates.
+      float label_value = -INFINITY;
+      bool found = false;
+      std::vector<std::pair<float, float>> cand;
+      for (int w = 0; w < K; ++w)
+        for (int j = 0; j < k; ++j) {
+          const float* p = all.data() + ((static_cast<size_t>(w) * rows + r) * k + j) * 2;
+          if (p[0] == -INFINITY) continue;
+          cand.emplace_back(p[0], p[1]);
+          if (static_cast<int32_t>(p[1]) == labels[r]) label_value = p[0], found = true;
+        }
+      if (!found) continue;
+      int better = 0;
+      for (const auto& c : cand)
+        if (c.first > label_value || (c.first == label_value && c.second < labels[r])) ++better;
+      if (better < 1) ++*top1;
+      if (better < 5) ++*top5;
+    }
+  }
+
+ private:
+  bool sharded() const { return place_.input_sharded && place_.workers > 1; }
+
+  // Leaves the global row max, row sum-exp (device and host) and target logit (host).
+  void reduce_rows(RunContext& ctx, const Tensor& logits, const Tensor& labels) {
+    int rows = static_cast<int>(logits.size(0)), cols = static_cast<int>(cols_);
+    Tensor m = row_max_.get(ctx.backend, Shape{rows}), s = row_sumexp_.get(ctx.backend, Shape{rows});
+    Tensor t = target_.get(ctx.backend, Shape{rows});
+    ctx.backend.row_max(logits.f32(), rows, cols, m.f32());
+    ctx.backend.row_sumexp(logits.f32(), m.f32(), rows, cols, s.f32());
+    ctx.backend.pick_target(logits.f32(), labels.i32(), rows, cols, static_cast<int>(col0_), t.f32());
+    max_host_.resize(rows);
+    sumexp_host_.resize(rows);
+    target_host_.resize(rows);
+    ctx.backend.to_host(m.f32(), max_host_.data(), rows * sizeof(float));
+    ctx.backend.to_host(s.f32(), sumexp_host_.data(), rows * sizeof(float));
+    ctx.backend.to_host(t.f32(), target_host_.data(), rows * sizeof(float));
+    if (!sharded()) return;
+    int K = place_.workers;
+    std::vector<float> pairs(2 * rows), all(2 * rows * K);
+    for (int r = 0; r < rows; ++r) pairs[2 * r] = max_host_[r], pairs[2 * r + 1] = sumexp_host_[r];
+    ctx.comm.all_gather(pairs.data(), all.data(), std::vector<size_t>(K, 2 * rows));
+    for (int r = 0; r < rows; ++r) {
+      float mx = -INFINITY;
+      for (int w = 0; w < K; ++w) mx = std::max(mx, all[(w * rows + r) * 2]);
+      double sum = 0;
+      for (int w = 0; w < K; ++w)
+        sum += all[(w * rows + r) * 2 + 1] * std::exp(static_cast<double>(all[(w * rows + r) * 2] - mx));
+      max_host_[r] = mx;
+      sumexp_host_[r] = static_cast<float>(sum);
+    }
+    ctx.comm.all_reduce(target_host_.data(), rows);
+    ctx.backend.from_host(max_host_.data(), m.f32(), rows * sizeof(float));
+    ctx.backend.from_host(sumexp_host_.data(), s.f32(), rows * sizeof(float));
+  }
+
+  LayerPlacement place_;
+  int64_t cols_ = 0, col0_ = 0, classes_ = 0;
+  Scratch row_max_, row_sumexp_, target_;  // (rows) each
+  std::vector<float> max_host_, sumexp_host_, target_host_;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_softmax_xent_layer(ConfigMap& cfg) {
+  return std::make_unique<SoftmaxXentLayer>(cfg.get_string("name"));
+}
+
+}  // namespace owt
