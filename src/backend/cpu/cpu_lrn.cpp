@@ -9,11 +9,18 @@
 
 namespace owt {
 
+namespace {
+// Small problems run serially: an OpenMP region costs more than it saves there.
+bool worth_threads(const LrnGeom& g) {
+  return static_cast<int64_t>(g.n) * g.c * g.h * g.w * g.size >= (1 << 15);
+}
+}  // namespace
+
 // x, scale, y (N, C, H, W)
 void CpuBackend::lrn_forward(const LrnGeom& g, const float* x, float* scale, float* y) {
   const int64_t hw = static_cast<int64_t>(g.h) * g.w;
   const float a = g.alpha / g.size;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_threads(g))
   for (int n = 0; n < g.n; ++n)
     for (int c = 0; c < g.c; ++c) {
       const int64_t plane = (static_cast<int64_t>(n) * g.c + c) * hw;
@@ -40,7 +47,7 @@ void CpuBackend::lrn_backward(const LrnGeom& g, const float* x, const float* y,
                               const float* scale, const float* dy, float* dx) {
   const int64_t hw = static_cast<int64_t>(g.h) * g.w;
   const float coef = 2.f * g.alpha * g.beta / g.size;
-#pragma omp parallel
+#pragma omp parallel if (worth_threads(g))
   {
     std::vector<float> acc(hw);
 #pragma omp for collapse(2) schedule(static)

@@ -12,12 +12,16 @@ namespace owt {
 
 namespace {
 int64_t planes(const PoolGeom& g) { return static_cast<int64_t>(g.n) * g.c; }
+// Small problems run serially: an OpenMP region costs more than it saves there.
+bool worth_threads(const PoolGeom& g) {
+  return planes(g) > 1 && planes(g) * g.oh * g.ow * g.size * g.size >= (1 << 15);
+}
 }  // namespace
 
 // x (N, C, H, W) -> y, argmax (N, C, OH, OW); argmax is the flat index h*W + w in the plane,
 // -1 for a window that covers no input. The first maximum wins; a NaN wins (PyTorch).
 void CpuBackend::maxpool_forward(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(g))
   for (int64_t pl = 0; pl < planes(g); ++pl) {
     const float* xp = x + pl * g.h * g.w;
     float* yp = y + pl * g.oh * g.ow;
@@ -48,7 +52,7 @@ void CpuBackend::maxpool_forward(const PoolGeom& g, const float* x, float* y, in
 // dx (N, C, H, W) = scatter-add of dy (N, C, OH, OW) to the argmax positions.
 void CpuBackend::maxpool_backward(const PoolGeom& g, const float* dy, const int32_t* argmax,
                                   float* dx) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(g))
   for (int64_t pl = 0; pl < planes(g); ++pl) {
     float* dxp = dx + pl * g.h * g.w;
     const float* dyp = dy + pl * g.oh * g.ow;
@@ -77,7 +81,7 @@ AvgWindow avg_window(const PoolGeom& g, int oh, int ow) {
 
 // x (N, C, H, W) -> y (N, C, OH, OW)
 void CpuBackend::avgpool_forward(const PoolGeom& g, const float* x, float* y) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(g))
   for (int64_t pl = 0; pl < planes(g); ++pl) {
     const float* xp = x + pl * g.h * g.w;
     float* yp = y + pl * g.oh * g.ow;
@@ -94,7 +98,7 @@ void CpuBackend::avgpool_forward(const PoolGeom& g, const float* x, float* y) {
 
 // dy (N, C, OH, OW) -> dx (N, C, H, W)
 void CpuBackend::avgpool_backward(const PoolGeom& g, const float* dy, float* dx) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(g))
   for (int64_t pl = 0; pl < planes(g); ++pl) {
     float* dxp = dx + pl * g.h * g.w;
     const float* dyp = dy + pl * g.oh * g.ow;
