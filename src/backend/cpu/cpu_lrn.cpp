@@ -14,6 +14,17 @@ namespace {
 bool worth_threads(const LrnGeom& g) {
   return static_cast<int64_t>(g.n) * g.c * g.h * g.w * g.size >= (1 << 15);
 }
+
+// out[i] = a[i] * s[i]^-beta (+ b[i] when b is given). AlexNet's beta = 0.75 is written as
+// 1 / sqrt(s sqrt(s)), which vectorises; std::pow does not and dominated the op's time.
+void times_pow_neg_beta(const float* a, const float* s, float beta, int64_t n, float* out) {
+  if (beta == 0.75f) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) out[i] = a[i] / std::sqrt(s[i] * std::sqrt(s[i]));
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = a[i] * std::pow(s[i], -beta);
+  }
+}
 }  // namespace
 
 // x, scale, y (N, C, H, W)
@@ -31,12 +42,8 @@ void CpuBackend::lrn_forward(const LrnGeom& g, const float* x, float* scale, flo
         const float* xc = x + (static_cast<int64_t>(n) * g.c + cc) * hw;
         for (int64_t i = 0; i < hw; ++i) sp[i] += xc[i] * xc[i];
       }
-      const float* xp = x + plane;
-      float* yp = y + plane;
-      for (int64_t i = 0; i < hw; ++i) {
-        sp[i] = g.k + a * sp[i];
-        yp[i] = xp[i] * std::pow(sp[i], -g.beta);
-      }
+      for (int64_t i = 0; i < hw; ++i) sp[i] = g.k + a * sp[i];
+      times_pow_neg_beta(x + plane, sp, g.beta, hw, y + plane);
     }
 }
 
@@ -63,8 +70,8 @@ void CpuBackend::lrn_backward(const LrnGeom& g, const float* x, const float* y,
         const int64_t plane = (static_cast<int64_t>(n) * g.c + c) * hw;
         const float *xp = x + plane, *sp = scale + plane, *dyp = dy + plane;
         float* dxp = dx + plane;
-        for (int64_t i = 0; i < hw; ++i)
-          dxp[i] = dyp[i] * std::pow(sp[i], -g.beta) - coef * xp[i] * acc[i];
+        times_pow_neg_beta(dyp, sp, g.beta, hw, dxp);
+        for (int64_t i = 0; i < hw; ++i) dxp[i] -= coef * xp[i] * acc[i];
       }
   }
 }
