@@ -10,6 +10,7 @@
 namespace owt {
 
 class DnnlConv;
+class Im2colConv;
 
 class CpuBackend final : public Backend {
  public:
@@ -37,7 +38,8 @@ class CpuBackend final : public Backend {
   void copy_columns(const float* src, int src_cols, int src_col0, float* dst, int dst_cols,
                     int dst_col0, int rows, int cols) override;
 
-  // convolution (cpu_conv_dnnl.cpp through DnnlConv)
+  // convolution: oneDNN (DnnlConv), except backward-data into fewer than
+  // kDnnlMinDataChannels channels, which goes to Im2colConv (cpu_conv.h)
   void conv2d_forward(const ConvGeom& g, const float* x, const float* w, const float* bias,
                       float* y) override;
   void conv2d_backward_data(const ConvGeom& g, const float* dy, const float* w,
@@ -72,6 +74,7 @@ class CpuBackend final : public Backend {
 
  private:
   std::unique_ptr<DnnlConv> conv_;
+  std::unique_ptr<Im2colConv> im2col_;
 };
 
 }  // namespace owt

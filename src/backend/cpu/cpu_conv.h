@@ -1,6 +1,6 @@
-// The two CPU convolution engines behind CpuBackend's conv2d_* ops: oneDNN (DnnlConv, the
-// one CpuBackend uses: faster on every shape tools/bench/conv_bench measures) and im2col +
-// OpenBLAS sgemm (Im2colConv, the plain reference the bench and the tests compare it to).
+// The two CPU convolution engines behind CpuBackend's conv2d_* ops, compared by
+// tools/bench/conv_bench: oneDNN (DnnlConv: everything except backward-data into < 8 input
+// channels) and im2col + OpenBLAS sgemm (Im2colConv: that case, and the plain reference).
 #pragma once
 #include <map>
 #include <memory>

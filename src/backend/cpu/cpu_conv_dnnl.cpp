@@ -16,10 +16,6 @@ using dt = memory::data_type;
 
 namespace {
 
-// Below this many input channels the blocked (16-channel) diff_src that oneDNN picks is
-// mostly padding (C=1: 16x the work); asking for plain NCHW selects a better kernel.
-constexpr int kBlockedMinChannels = 8;
-
 // A tensor as owt holds it (plain layout) and as a primitive wants it, with the reorders
 // between them built once. When the layouts agree the user's pointer is used directly.
 struct Port {
@@ -121,8 +117,7 @@ DnnlConv::Plan& DnnlConv::plan(const ConvGeom& g) {
     p->fwd_dst = Port(eng, y_user, fwd_pd.dst_desc(), false, false);
 
     dnnl::convolution_backward_data::primitive_desc bd_pd(
-        dnnl::convolution_backward_data::desc(algo, g.c < kBlockedMinChannels ? x_user : x_any,
-                                              w_any, y_any, strides, pad_l, pad_r),
+        dnnl::convolution_backward_data::desc(algo, x_any, w_any, y_any, strides, pad_l, pad_r),
         eng, fwd_pd);
     p->bwd_data = dnnl::convolution_backward_data(bd_pd);
     p->bd_dst = Port(eng, y_user, bd_pd.diff_dst_desc(), true, false);

@@ -1,6 +1,6 @@
-// Convolution forward, backward-data and backward-filter (which accumulates) of both CPU
-// engines -- the backend's (oneDNN) and the im2col reference -- against naive double loops
-// on random geometries: stride, padding, non-square kernels, AlexNet's 11x11 stride 4.
+// Convolution forward, backward-data and backward-filter (which accumulates) of the backend
+// and of both CPU engines it dispatches to (oneDNN, im2col + sgemm) against naive double
+// loops on random geometries: stride, padding, non-square kernels, AlexNet's 11x11 stride 4.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -84,6 +84,7 @@ struct Engine {
 std::vector<Engine> engines() {
   auto backend = std::shared_ptr<Backend>(make_cpu_backend());
   auto im2col = std::make_shared<Im2colConv>();
+  auto dnnl = std::make_shared<DnnlConv>();
   return {
       {"backend",
        [=](auto& g, auto x, auto w, auto b, auto y) { backend->conv2d_forward(g, x, w, b, y); },
@@ -95,6 +96,11 @@ std::vector<Engine> engines() {
        [=](auto& g, auto dy, auto w, auto dx) { im2col->backward_data(g, dy, w, dx); },
        [=](auto& g, auto x, auto dy, auto dw, auto db) {
          im2col->backward_filter(g, x, dy, dw, db);
+       }},
+      {"onednn", [=](auto& g, auto x, auto w, auto b, auto y) { dnnl->forward(g, x, w, b, y); },
+       [=](auto& g, auto dy, auto w, auto dx) { dnnl->backward_data(g, dy, w, dx); },
+       [=](auto& g, auto x, auto dy, auto dw, auto db) {
+         dnnl->backward_filter(g, x, dy, dw, db);
        }},
   };
 }
