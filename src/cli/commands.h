@@ -16,6 +16,7 @@ using CommandRunner = std::function<int(Communicator& comm)>;
 // Each adds its subcommand to `app` and sets `run` when that subcommand is chosen.
 void add_train_command(CLI::App& app, CommandRunner& run);
 void add_eval_command(CLI::App& app, CommandRunner& run);
+void add_bench_command(CLI::App& app, CommandRunner& run);
 
 // Shared options: OpenMP threads per worker (0: cores / workers on this node).
 void set_thread_count(int threads);

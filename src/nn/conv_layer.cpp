@@ -48,6 +48,10 @@ class ConvLayer : public Layer {
     if (dx) ctx.backend.conv2d_backward_data(g, dy.f32(), weight_.value.f32(), dx->f32());
   }
 
+  double forward_flops() const override {
+    return 2.0 * filters_ * c_ * kh_ * kw_ * oh_ * ow_;
+  }
+
   std::vector<Param*> params() override {
     if (has_bias_) return {&weight_, &bias_};
     return {&weight_};

@@ -78,6 +78,8 @@ class LinearLayer : public Layer {
                        weight_.value.f32(), in, 0.f, dx->f32(), in);
   }
 
+  double forward_flops() const override { return 2.0 * inputs_ * local_; }
+
   std::vector<Param*> params() override {
     if (has_bias_) return {&weight_, &bias_};
     return {&weight_};

@@ -67,6 +67,9 @@ class Layer {
                         Tensor* dx) = 0;
 
   virtual std::vector<Param*> params() { return {}; }
+  // Multiply-adds x 2 of one example's forward pass on this worker (0 for cheap layers);
+  // backward costs about twice as much. Used by `owt bench` and `owt plan`.
+  virtual double forward_flops() const { return 0; }
   // True when backward's dx is this worker's partial sum (column-parallel linear).
   virtual bool input_grad_is_partial() const { return false; }
   // Forward may write y over x (elementwise layers); saves activation memory.

@@ -1,0 +1,35 @@
+// Benchmark: times training steps of a model on synthetic data (no data loading), so the
+// number is the trainer's own throughput; reports images/s, GFLOP/s and bytes moved per step.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "owt/backend/backend.h"
+#include "owt/comm/communicator.h"
+#include "owt/nn/network.h"
+#include "owt/train/model_config.h"
+
+namespace owt {
+
+struct BenchOptions {
+  int64_t batch = 0;   // per worker; 0: solver.batch
+  int64_t iters = 20;  // timed steps
+  int64_t warmup = 3;  // untimed steps first
+  ParallelMode mode = ParallelMode::Owt;
+};
+
+struct BenchResult {
+  int workers = 1;
+  int64_t batch = 0, iters = 0;
+  double seconds_per_step = 0;
+  double images_per_s = 0;        // global batch / step time
+  double gflops_per_worker = 0;   // achieved, forward + backward (3x forward) per worker
+  double forward_gflop_per_step = 0;
+  std::map<std::string, uint64_t> bytes_per_step;  // per op kind, this worker
+};
+
+BenchResult run_benchmark(const ModelConfig& cfg, const BenchOptions& opt, Backend& backend,
+                          Communicator& comm);
+
+}  // namespace owt

@@ -1,0 +1,77 @@
+// run_benchmark: the same network, params, step and optimizer as training, fed a fixed random
+// batch; the timed loop is step + optimizer update, synchronised, averaged over iterations.
+#include "owt/train/benchmark.h"
+
+#include <chrono>
+
+#include "owt/core/philox.h"
+#include "owt/nn/init.h"
+#include "owt/nn/param_store.h"
+#include "owt/parallel/hybrid_step.h"
+#include "owt/train/evaluate.h"
+#include "owt/train/optimizer.h"
+
+namespace owt {
+
+BenchResult run_benchmark(const ModelConfig& cfg, const BenchOptions& opt, Backend& backend,
+                          Communicator& comm) {
+  const int K = comm.size();
+  const int64_t b = opt.batch > 0 ? opt.batch : cfg.solver.batch, B = b * K;
+  Network net(cfg, comm.rank(), K, opt.mode);
+  ParamStore store(net.params(), backend);
+  for (Param* p : store.params()) initialize_param(*p, cfg.seed, backend);
+  HybridStep stepper(net, store, backend, comm, cfg.parallel);
+  SgdOptimizer sgd(cfg.solver);
+
+  // A fixed random batch: pixels N(0,1)-ish uniform, labels uniform over the classes.
+  RngKey key = rng_key(cfg.seed, Purpose::Test);
+  std::vector<float> x_host(b * cfg.input.numel());
+  for (size_t i = 0; i < x_host.size(); ++i)
+    x_host[i] = 2.f * philox_uniform(key, 0, static_cast<uint32_t>(i), 0, 0) - 1.f;
+  std::vector<int32_t> labels(B);
+  for (int64_t i = 0; i < B; ++i)
+    labels[i] = static_cast<int32_t>(philox_uniform(key, 1, static_cast<uint32_t>(i), 0, 0) * cfg.classes);
+  Tensor x = backend.empty(cfg.input.with_batch(b));
+  Tensor y = backend.empty(Shape{B}, DType::I32);
+  backend.from_host(x_host.data(), x.f32(), x_host.size() * sizeof(float));
+  backend.from_host(labels.data(), y.i32(), B * sizeof(int32_t));
+  BatchRows rows = split_rows(B, comm.rank(), K);
+
+  std::vector<Param*> sharded;
+  for (Param* p : store.params())
+    if (p->layout == Layout::Sharded) sharded.push_back(p);
+  auto step = [&](int64_t s) {
+    stepper.train(x, y, labels.data(), rows, s, cfg.seed, [&] {
+      sgd.step(sharded, cfg.solver.lr, backend);
+      store.zero_sharded_grads(backend);
+    });
+    sgd.step(store.params(), cfg.solver.lr, backend);
+    backend.synchronize();
+  };
+  for (int64_t s = 0; s < opt.warmup; ++s) step(s);
+  comm.barrier();
+  comm.reset_counters();
+  auto t0 = std::chrono::steady_clock::now();
+  for (int64_t s = 0; s < opt.iters; ++s) step(opt.warmup + s);
+  comm.barrier();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  BenchResult r;
+  r.workers = K;
+  r.batch = b;
+  r.iters = opt.iters;
+  r.seconds_per_step = seconds / opt.iters;
+  r.images_per_s = B / r.seconds_per_step;
+  double flops = 0;
+  for (size_t i = 0; i < net.size(); ++i)
+    flops += net.layer(i).forward_flops() * (net.has_model_parallel_stage() && i >= net.transition() ? B : b);
+  r.forward_gflop_per_step = flops * 1e-9;
+  r.gflops_per_worker = 3 * flops * 1e-9 / r.seconds_per_step;
+  for (int op = 0; op < static_cast<int>(CommOp::Count); ++op) {
+    uint64_t e = comm.elements_sent(static_cast<CommOp>(op));
+    if (e) r.bytes_per_step[comm_op_name(static_cast<CommOp>(op))] = e * sizeof(float) / opt.iters;
+  }
+  return r;
+}
+
+}  // namespace owt
