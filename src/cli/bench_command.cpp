@@ -28,6 +28,7 @@ void add_bench_command(CLI::App& app, CommandRunner& run) {
   cmd->add_option("--parallel", args->parallel, "owt: hybrid plan; dp: every layer data-parallel")
       ->capture_default_str()->check(CLI::IsMember({"owt", "dp"}));
   cmd->add_flag("--json", args->json, "Print one JSON object");
+  cmd->add_flag("--profile", args->opt.profile, "Also time each layer's forward and backward");
   cmd->callback([args, &run] {
     run = [args](Communicator& comm) {
       set_thread_count(args->threads);
@@ -54,6 +55,9 @@ void add_bench_command(CLI::App& app, CommandRunner& run) {
         for (const auto& kv : r.bytes_per_step)
           std::printf("  %s: %llu bytes per step\n", kv.first.c_str(),
                       static_cast<unsigned long long>(kv.second));
+        for (const auto& l : r.layers)
+          std::printf("  %-12s %-22s forward %8.3f ms  backward %8.3f ms\n", l.name.c_str(),
+                      l.type.c_str(), l.forward_ms, l.backward_ms);
       }
       return 0;
     };

@@ -2,6 +2,7 @@
 // for one global batch. Layers are driven generically; only the plan's stage split matters.
 #include "owt/parallel/hybrid_step.h"
 
+#include <chrono>
 #include <numeric>
 
 namespace owt {
@@ -28,6 +29,24 @@ HybridStep::HybridStep(Network& net, ParamStore& store, Backend& backend, Commun
     in_place_[i] = net.layer(i).can_run_in_place() && !net.layer(i - 1).backward_needs_output();
 }
 
+void HybridStep::enable_profiling(bool on) {
+  profiling_ = on;
+  times_.forward.assign(net_.size(), 0.0);
+  times_.backward.assign(net_.size(), 0.0);
+}
+
+namespace {
+// Runs `body`, adding its wall time (after a device synchronise) to `*total` when profiling.
+template <typename F>
+void timed(bool profiling, Backend& backend, double* total, F&& body) {
+  if (!profiling) return body();
+  auto t0 = std::chrono::steady_clock::now();
+  body();
+  backend.synchronize();
+  *total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
 Tensor HybridStep::input_of(size_t i, const Tensor&, int64_t rows) {
   if (i == 0) return dp_input_;
   if (net_.has_model_parallel_stage() && i == net_.transition()) return mp_input_;
@@ -45,7 +64,8 @@ Tensor HybridStep::run_forward(RunContext& ctx, size_t begin, size_t end, const 
   Tensor x = input;
   for (size_t i = begin; i < end; ++i) {
     Tensor y = output_of(i, rows);
-    net_.layer(i).forward(ctx, x, y);
+    timed(profiling_, backend_, profiling_ ? &times_.forward[i] : nullptr,
+          [&] { net_.layer(i).forward(ctx, x, y); });
     x = y;
   }
   return x;
@@ -69,7 +89,8 @@ Tensor HybridStep::run_backward(RunContext& ctx, size_t begin, size_t end, const
         dx = grad_[cur].get(backend_, shape);
       }
     }
-    layer.backward(ctx, x, y, dy, need_dx ? &dx : nullptr);
+    timed(profiling_, backend_, profiling_ ? &times_.backward[i] : nullptr,
+          [&] { layer.backward(ctx, x, y, dy, need_dx ? &dx : nullptr); });
     for (Param* p : layer.params()) buckets_.ready(p);
     bool reduce_here = need_dx && layer.input_grad_is_partial() &&
                        !(net_.has_model_parallel_stage() && i == net_.transition());

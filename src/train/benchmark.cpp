@@ -51,6 +51,7 @@ BenchResult run_benchmark(const ModelConfig& cfg, const BenchOptions& opt, Backe
   for (int64_t s = 0; s < opt.warmup; ++s) step(s);
   comm.barrier();
   comm.reset_counters();
+  stepper.enable_profiling(opt.profile);
   auto t0 = std::chrono::steady_clock::now();
   for (int64_t s = 0; s < opt.iters; ++s) step(opt.warmup + s);
   comm.barrier();
@@ -71,6 +72,11 @@ BenchResult run_benchmark(const ModelConfig& cfg, const BenchOptions& opt, Backe
     uint64_t e = comm.elements_sent(static_cast<CommOp>(op));
     if (e) r.bytes_per_step[comm_op_name(static_cast<CommOp>(op))] = e * sizeof(float) / opt.iters;
   }
+  if (opt.profile)
+    for (size_t i = 0; i < net.size(); ++i)
+      r.layers.push_back({net.layer(i).name(), net.layer(i).type(),
+                          1e3 * stepper.layer_times().forward[i] / opt.iters,
+                          1e3 * stepper.layer_times().backward[i] / opt.iters});
   return r;
 }
 

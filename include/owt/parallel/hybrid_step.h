@@ -28,6 +28,11 @@ struct EvalCounts {
   int64_t top1 = 0, top5 = 0, rows = 0;
 };
 
+// Seconds spent in each layer's forward and backward, accumulated while profiling is on.
+struct LayerTimes {
+  std::vector<double> forward, backward;
+};
+
 class HybridStep {
  public:
   HybridStep(Network& net, ParamStore& store, Backend& backend, Communicator& comm,
@@ -42,6 +47,10 @@ class HybridStep {
   EvalCounts train(const Tensor& x, const Tensor& labels, const int32_t* labels_host,
                    const BatchRows& rows, int64_t step, uint64_t seed,
                    const std::function<void()>& update_sharded);
+
+  // Per-layer timing (each layer synchronised with the device): `owt bench --profile`.
+  void enable_profiling(bool on);
+  const LayerTimes& layer_times() const { return times_; }
 
   // Forward only (dropout off); loss and top-1/top-5 hits over the global batch.
   EvalCounts evaluate(const Tensor& x, const Tensor& labels, const int32_t* labels_host,
@@ -75,6 +84,8 @@ class HybridStep {
   Scratch gathered_, block_[2], da_local_, dlogits_;
   Tensor dp_input_, mp_input_;          // the tensors fed to each stage this pass
   Tensor last_block_grad_;              // mp_block's gradient w.r.t. the transition input
+  bool profiling_ = false;
+  LayerTimes times_;
 };
 
 }  // namespace owt

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "owt/backend/backend.h"
 #include "owt/comm/communicator.h"
@@ -17,6 +18,12 @@ struct BenchOptions {
   int64_t iters = 20;  // timed steps
   int64_t warmup = 3;  // untimed steps first
   ParallelMode mode = ParallelMode::Owt;
+  bool profile = false;  // also time each layer
+};
+
+struct LayerProfile {
+  std::string name, type;
+  double forward_ms = 0, backward_ms = 0;  // per step
 };
 
 struct BenchResult {
@@ -27,6 +34,7 @@ struct BenchResult {
   double gflops_per_worker = 0;   // achieved, forward + backward (3x forward) per worker
   double forward_gflop_per_step = 0;
   std::map<std::string, uint64_t> bytes_per_step;  // per op kind, this worker
+  std::vector<LayerProfile> layers;                // with BenchOptions::profile
 };
 
 BenchResult run_benchmark(const ModelConfig& cfg, const BenchOptions& opt, Backend& backend,
