@@ -111,6 +111,7 @@ ModelConfig parse_model_config(const std::string& text, const std::string& name)
     par.check_all_used();
   }
   parse_solver(root, m.solver);
+  m.precision = root.get_choice("precision", {"tf32", "fp32-strict", "bf16"}, "tf32");
   root.check_all_used();
   return m;
 }

@@ -50,6 +50,10 @@ struct ModelConfig {
   std::vector<YAML::Node> layers;
   ParallelConfig parallel;
   SolverConfig solver;
+  // GPU arithmetic: "tf32" (fp32 storage, TF32 tensor-core maths, PyTorch's default for
+  // convolutions), "fp32-strict" (no TF32), "bf16" (bf16 compute, fp32 master weights and
+  // optimizer state). The CPU backend always computes in fp32.
+  std::string precision = "tf32";
   uint64_t seed = 1;
 };
 
