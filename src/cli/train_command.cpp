@@ -34,6 +34,18 @@ void add_train_command(CLI::App& app, CommandRunner& run) {
   cmd->add_option("--parallel", args->parallel,
                   "owt: the model file's hybrid plan; dp: every layer data-parallel")
       ->capture_default_str()->check(CLI::IsMember({"owt", "dp"}));
+  cmd->add_option("--save-every", args->opt.save_every,
+                  "Also checkpoint every N steps to checkpoints/step-N.safetensors (0: per epoch only)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--keep", args->opt.keep_checkpoints, "Step checkpoints to keep")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--resume", args->opt.resume,
+                  "Continue a run: its directory (checkpoints/last.safetensors) or a checkpoint");
+  cmd->add_option("--init-from", args->opt.init_from,
+                  "Fine-tune: start from the weights of this checkpoint whose names and shapes match");
+  cmd->add_option("--rename", args->opt.renames,
+                  "With --init-from: read checkpoint tensor (or layer) OLD as NEW; repeatable")
+      ->type_name("OLD=NEW");
   cmd->add_flag("!--no-progress", args->opt.progress, "Print only one line per epoch");
   cmd->callback([args, &run] {
     run = [args](Communicator& comm) {

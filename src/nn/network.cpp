@@ -94,7 +94,11 @@ Network::Network(const ModelConfig& cfg, int rank, int workers, ParallelMode mod
       p.gather_output = !(j < size() && layers_[j]->as_loss());
     }
     in_shapes_.push_back(shape);
-    shape = layers_[i]->setup(shape, p);
+    try {  // a shape the layer cannot take is a model-file error: say where the layer is
+      shape = layers_[i]->setup(shape, p);
+    } catch (const Error& e) {
+      throw Error(cat(where[i], ": ", e.what()));
+    }
     out_shapes_.push_back(shape);
     if (layers_[i]->output_shard(&col0, &cols_total)) input_sharded = true;
   }

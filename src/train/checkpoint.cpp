@@ -2,7 +2,9 @@
 // names and shapes, slice this worker's shard, copy to the device).
 #include "owt/train/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "owt/core/error.h"
 #include "owt/core/safetensors.h"
@@ -24,6 +26,13 @@ std::vector<float> gather_whole(const Param& p, const Tensor& local, Backend& ba
   comm.all_gather(mine.data(), whole.data(),
                   shard_counts(p.full_shape[0], comm.size(), p.full_shape.numel() / p.full_shape[0]));
   return whole;
+}
+
+// Copies this worker's part of a whole tensor (its shard rows, or all of it) to `dst`.
+void upload_shard(const Param& p, const std::vector<float>& whole, const Tensor& dst, Backend& backend) {
+  int64_t row = p.full_shape.numel() / std::max<int64_t>(1, p.full_shape[0]);
+  int64_t begin = p.layout == Layout::Sharded ? p.begin * row : 0;
+  backend.from_host(whole.data() + begin, dst.f32(), dst.numel() * sizeof(float));
 }
 
 }  // namespace
@@ -50,16 +59,37 @@ void save_checkpoint(const std::string& path, const ParamStore& store, const Che
   write_safetensors(path, file);
 }
 
+namespace {
+// Copy then rename, so `to` is always a whole file.
+void copy_atomically(const std::string& from, const std::string& to) {
+  std::filesystem::copy_file(from, to + ".tmp", std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::rename(to + ".tmp", to);
+}
+}  // namespace
+
 void save_run_checkpoints(const std::string& run_dir, const ParamStore& store,
                           const CheckpointMeta& meta, Backend& backend, Communicator& comm) {
   std::string dir = run_dir + "/checkpoints/";
   save_checkpoint(dir + "last.safetensors", store, meta, backend, comm);
-  if (meta.best && comm.rank() == 0) {
-    // Copy then rename, so best.safetensors is always a whole file.
-    std::filesystem::copy_file(dir + "last.safetensors", dir + "best.safetensors.tmp",
-                               std::filesystem::copy_options::overwrite_existing);
-    std::filesystem::rename(dir + "best.safetensors.tmp", dir + "best.safetensors");
+  if (meta.best && comm.rank() == 0) copy_atomically(dir + "last.safetensors", dir + "best.safetensors");
+}
+
+void save_step_checkpoint(const std::string& run_dir, const ParamStore& store,
+                          const CheckpointMeta& meta, Backend& backend, Communicator& comm, int keep) {
+  namespace fs = std::filesystem;
+  std::string dir = run_dir + "/checkpoints/";
+  std::string path = cat(dir, "step-", meta.step, ".safetensors");
+  save_checkpoint(path, store, meta, backend, comm);
+  if (comm.rank() != 0) return;
+  copy_atomically(path, dir + "last.safetensors");
+  std::vector<std::pair<int64_t, fs::path>> steps;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind("step-", 0) == 0 && e.path().extension() == ".safetensors")
+      steps.emplace_back(std::atoll(name.c_str() + 5), e.path());
   }
+  std::sort(steps.rbegin(), steps.rend());
+  for (size_t i = static_cast<size_t>(std::max(keep, 1)); i < steps.size(); ++i) fs::remove(steps[i].second);
 }
 
 LoadedCheckpoint load_checkpoint(const std::string& path, const ParamStore& store, Backend& backend,
@@ -72,10 +102,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const ParamStore& stor
     if (t->shape != p.full_shape.dims())
       throw Error(cat(path, ": tensor '", name, "' has shape ", Shape(t->shape).str(),
                       " but the model expects ", p.full_shape.str()));
-    std::vector<float> whole = st_as_f32(*t, path);
-    int64_t row = p.full_shape.numel() / std::max<int64_t>(1, p.full_shape[0]);
-    int64_t begin = p.layout == Layout::Sharded ? p.begin * row : 0;
-    backend.from_host(whole.data() + begin, dst.f32(), dst.numel() * sizeof(float));
+    upload_shard(p, st_as_f32(*t, path), dst, backend);
   };
   for (const Param* p : store.params()) {
     load_one(*p, p->name, p->value);
@@ -95,6 +122,60 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const ParamStore& stor
   out.step = number("step");
   out.epoch = number("epoch");
   return out;
+}
+
+InitFromReport init_from_checkpoint(const std::string& path, const ParamStore& store,
+                                    const std::vector<std::string>& renames, Backend& backend) {
+  StFile file = read_safetensors(path);
+  std::vector<std::pair<std::string, std::string>> rules;
+  for (const std::string& r : renames) {
+    size_t eq = r.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == r.size())
+      throw Error(cat("--rename ", r, ": expected OLD=NEW"));
+    rules.emplace_back(r.substr(0, eq), r.substr(eq + 1));
+  }
+  auto renamed = [&](const std::string& name) {
+    for (const auto& [from, to] : rules) {
+      if (name == from) return to;
+      if (name.compare(0, from.size() + 1, from + ".") == 0) return to + name.substr(from.size());
+    }
+    return name;
+  };
+  std::map<std::string, const StTensor*> by_model_name;
+  InitFromReport report;
+  for (const StTensor& t : file.tensors) {
+    if (t.name.compare(0, std::string(kStatePrefix).size(), kStatePrefix) == 0) continue;
+    by_model_name[renamed(t.name)] = &t;
+  }
+  std::set<const StTensor*> taken;
+  for (const Param* p : store.params()) {
+    auto it = by_model_name.find(p->name);
+    if (it == by_model_name.end()) {
+      report.missing.push_back(p->name);
+      continue;
+    }
+    taken.insert(it->second);
+    if (it->second->shape != p->full_shape.dims()) {
+      report.shape_mismatch.push_back(cat(p->name, " (checkpoint ", Shape(it->second->shape).str(),
+                                          ", model ", p->full_shape.str(), ")"));
+      continue;
+    }
+    upload_shard(*p, st_as_f32(*it->second, path), p->value, backend);
+    report.loaded.push_back(it->second->name == p->name ? p->name : cat(p->name, " <- ", it->second->name));
+  }
+  for (const StTensor& t : file.tensors)
+    if (!taken.count(&t) && t.name.compare(0, std::string(kStatePrefix).size(), kStatePrefix) != 0)
+      report.unused.push_back(t.name);
+  return report;
+}
+
+std::string resolve_resume_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (fs::is_regular_file(path)) return path;
+  std::string last = path + "/checkpoints/last.safetensors";
+  if (fs::is_directory(path) && fs::is_regular_file(last)) return last;
+  throw Error(cat("--resume ", path, ": neither a checkpoint file nor a run directory with ",
+                  "checkpoints/last.safetensors"));
 }
 
 }  // namespace owt

@@ -21,6 +21,39 @@
 namespace owt {
 namespace {
 
+// Applies --resume (weights, optimizer state, step) or --init-from (matching weights only) to
+// freshly initialised params; returns the step to continue from.
+int64_t restore_state(const TrainOptions& opt, const ParamStore& store, Backend& backend, bool lead) {
+  if (!opt.resume.empty() && !opt.init_from.empty())
+    throw Error("--resume and --init-from exclude each other: resume continues a run, "
+                "init-from starts a new one from someone's weights");
+  if (!opt.resume.empty()) {
+    std::string path = resolve_resume_path(opt.resume);
+    LoadedCheckpoint ck = load_checkpoint(path, store, backend, true);
+    if (lead) std::fprintf(stderr, "owt: resuming from %s at step %lld\n", path.c_str(),
+                           static_cast<long long>(ck.step));
+    return ck.step;
+  }
+  if (!opt.init_from.empty()) {
+    InitFromReport r = init_from_checkpoint(opt.init_from, store, opt.renames, backend);
+    if (lead) {
+      auto list = [](const char* what, const std::vector<std::string>& names) {
+        std::fprintf(stderr, "owt: init-from: %zu %s", names.size(), what);
+        for (size_t i = 0; i < names.size(); ++i) std::fprintf(stderr, "%s%s", i ? ", " : ": ", names[i].c_str());
+        std::fprintf(stderr, "\n");
+      };
+      std::fprintf(stderr, "owt: init-from %s\n", opt.init_from.c_str());
+      list("loaded", r.loaded);
+      list("shape-mismatched (freshly initialised)", r.shape_mismatch);
+      list("missing from the checkpoint (freshly initialised)", r.missing);
+      list("in the checkpoint but unused", r.unused);
+    }
+    if (r.loaded.empty())
+      throw Error(cat(opt.init_from, ": no tensor matches a parameter of the model (use --rename OLD=NEW)"));
+  }
+  return 0;
+}
+
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -99,6 +132,7 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
   Network net(cfg, rank, K, opt.mode);
   ParamStore store(net.params(), backend);
   for (Param* p : store.params()) initialize_param(*p, cfg.seed, backend);
+  const int64_t start_step = restore_state(opt, store, backend, lead);
   HybridStep stepper(net, store, backend, comm, cfg.parallel);
   SgdOptimizer sgd(cfg.solver);
 
@@ -113,7 +147,9 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
 
   // Everything is checked; only now does rank 0 create the run directory.
   TrainSummary summary;
-  summary.run_dir = opt.out_dir.empty() ? default_run_dir(cfg.name) : opt.out_dir;
+  summary.run_dir = !opt.out_dir.empty() ? opt.out_dir
+                    : !opt.resume.empty() && std::filesystem::is_directory(opt.resume) ? opt.resume
+                    : default_run_dir(cfg.name);
   std::optional<MetricsLog> metrics;
   if (lead) {
     std::filesystem::create_directories(summary.run_dir + "/checkpoints");
@@ -142,15 +178,18 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
 
   const auto run_start = Clock::now();
   double train_seconds = 0;
-  int64_t step = 0;
-  for (int64_t epoch = 1; epoch <= cfg.solver.epochs && step < total_steps; ++epoch) {
-    const int64_t epoch_steps = std::min(steps_per_epoch, total_steps - step);
-    progress.start_epoch(epoch, cfg.solver.epochs, epoch_steps);
+  int64_t step = start_step;
+  summary.steps = step;
+  for (int64_t epoch = step / steps_per_epoch + 1; epoch <= cfg.solver.epochs && step < total_steps;
+       ++epoch) {
+    const int64_t first = step - (epoch - 1) * steps_per_epoch;
+    const int64_t end = std::min(steps_per_epoch, total_steps - (epoch - 1) * steps_per_epoch);
+    progress.start_epoch(epoch, cfg.solver.epochs, end - first);
     EvalCounts seen;
     double data_wait = 0, epoch_seconds = 0;
     comm.reset_counters();
     double lr = 0;
-    for (int64_t i = 0; i < epoch_steps; ++i, ++step) {
+    for (int64_t i = first; i < end; ++i, ++step) {
       auto t0 = Clock::now();
       BatchRows split = split_rows(B, rank, K);
       train_loader.load(epoch, i, x_host.data(), local_labels.data());
@@ -174,9 +213,13 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
       if (!std::isfinite(c.loss_sum))
         throw Error(cat("the loss became ", c.loss_sum, " at step ", step + 1,
                         "; lower the learning rate (solver.lr = ", cfg.solver.lr, ")"));
-      progress.update(i + 1, seen.loss_sum / seen.rows, static_cast<double>(seen.top1) / seen.rows,
-                      seen.rows / epoch_seconds);
+      progress.update(i + 1 - first, seen.loss_sum / seen.rows,
+                      static_cast<double>(seen.top1) / seen.rows, seen.rows / epoch_seconds);
+      if (opt.save_every > 0 && (step + 1) % opt.save_every == 0)
+        save_step_checkpoint(summary.run_dir, store, CheckpointMeta{cfg, step + 1, epoch, false},
+                             backend, comm, opt.keep_checkpoints);
     }
+    const int64_t epoch_steps = end - first;
     train_seconds += epoch_seconds;
     summary.steps = step;
     MetricsRecord tr;

@@ -39,30 +39,37 @@ class MpiSession {
 // with computation is partial until wait(). Every MPI call is checked (owt::Error naming the
 // call, file, line and MPI's error string). Counts above INT_MAX elements are an error.
 //
-// Counting (elements_sent, the cost model's convention, DESIGN §4). Per call, on this rank,
-// counted when the op is issued; K = size(), r = rank(); everything is 0 when K = 1:
-//   all_reduce(n)            n                          (all-reducing a tensor "moves" it)
-//   all_gather(counts)       sum over s != r of counts[s]   (elements received from others)
-//   reduce_scatter(counts)   sum over s != r of counts[s]   (partial blocks sent to others)
-//   broadcast(n, root)       n on the root, 0 elsewhere
-//   reduce(n, root)          n on every non-root, 0 on the root
-// For K = 2 and even shards every line is also "elements this rank puts on the wire".
+// Counting (elements_sent; the convention of the cost model, src/parallel/cost_model.cpp,
+// DESIGN §4). Per call, exactly, on this rank r of K, counted when the op is issued: the
+// elements this rank's link carries under the bandwidth-optimal (ring) algorithm, i.e.
+// what it receives for gather-like ops and what it sends for reduce-like ops:
+//   all_gather(counts)       total - counts[r]       (the other ranks' blocks, received)
+//   reduce_scatter(counts)   total - counts[r]       (partial blocks for the others, sent)
+//   all_reduce(n)            2 * (n - shard_counts(n, K)[r])  (= reduce_scatter + all_gather)
+//   broadcast(n, root)       n on every non-root (received), 0 on the root
+//   reduce(n, root)          n on every non-root (sent), 0 on the root
+// Everything is 0 when K = 1. Averaged over ranks these are exactly the cost model's
+// per-worker figures: all_reduce 2n(K-1)/K, all_gather and reduce_scatter total(K-1)/K,
+// broadcast and reduce n(K-1)/K. (Per rank they differ by at most 2 elements per call when
+// K does not divide n.) K broadcasts of b-row blocks (the pipelined transition) count the
+// same as one all_gather of those blocks, because the same data moves.
 //
-// Dettmers' example (timdettmers.com 2014/11/09), batch 128, K = 2, a linear layer whose
-// weight is 1000x500 in owt's (out, in) layout, i.e. 500 inputs -> 1000 outputs:
-//   data parallel: all_reduce of the weight gradient, n = 1000*500 .............. 500000
+// Dettmers' example (timdettmers.com 2014/11/09): batch 128, K = 2, so every op above
+// counts what this rank sends, and all_reduce(n) counts n. A linear layer with weight
+// 1000x500 in owt's (out, in) layout, i.e. 500 inputs -> 1000 outputs:
+//   data parallel: all_reduce of the weight gradient, n = 1000*500 ............. 500000
 //   model parallel, output split ("split, then stack"), W^(k) is (500, 500):
 //     forward  all_gather of H (128, 1000) by features: receive 128*500 = 64000
-//     backward all_reduce of the partial dX (128, 500):       n = 128*500 = 64000  128000
+//     backward all_reduce of the partial dX (128, 500):  2*(64000 - 32000) = 64000  128000
 //   model parallel, input split ("split, then add"), W^(k) is (1000, 250):
-//     forward  all_reduce of the partial H (128, 1000):      n = 128*1000 = 128000
+//     forward  all_reduce of the partial H (128, 1000): 2*(128000 - 64000) = 128000
 //     backward all_gather of dX (128, 500) by features: receive 128*250 = 32000   160000
-// Dettmers writes the same layer as (in, out) = 1000x500 mapping 1000 -> 500; in his
+// Dettmers writes the same weight as (in, out) = 1000x500, a layer 1000 -> 500; in his
 // naming the split "by first dimension" (input split, add) costs 128*500 + 128*500 =
-// 128000 and "by second dimension" (output split, stack) 128*250 + 128*1000 = 160000. The
-// convention is the same; only the reading of "1000x500" differs. If the layer below is
+// 128000 and "by second dimension" (output split, stack) 128*250 + 128*1000 = 160000: the
+// same convention, only "1000x500" is read the other way round. If the layer below is
 // itself feature-sharded, the backward all_reduce becomes a reduce_scatter and costs only
-// the other ranks' blocks (here 128*250 = 32000).
+// the other rank's block (here 128*250 = 32000).
 std::unique_ptr<Communicator> make_mpi_communicator(std::shared_ptr<MpiSession> session = nullptr);
 
 }  // namespace owt

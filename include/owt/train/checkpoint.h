@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "owt/backend/backend.h"
 #include "owt/comm/communicator.h"
@@ -26,6 +27,11 @@ void save_checkpoint(const std::string& path, const ParamStore& store, const Che
 void save_run_checkpoints(const std::string& run_dir, const ParamStore& store,
                           const CheckpointMeta& meta, Backend& backend, Communicator& comm);
 
+// --save-every: <run_dir>/checkpoints/step-<step>.safetensors, copied to last.safetensors; only
+// the newest `keep` step files are kept.
+void save_step_checkpoint(const std::string& run_dir, const ParamStore& store,
+                          const CheckpointMeta& meta, Backend& backend, Communicator& comm, int keep);
+
 struct LoadedCheckpoint {
   std::map<std::string, std::string> metadata;
   int64_t step = 0, epoch = 0;
@@ -35,5 +41,24 @@ struct LoadedCheckpoint {
 // this worker's slice. Every param must be present with its full shape; errors name the tensor.
 LoadedCheckpoint load_checkpoint(const std::string& path, const ParamStore& store, Backend& backend,
                                  bool with_state);
+
+// What --init-from did with each tensor.
+struct InitFromReport {
+  std::vector<std::string> loaded;          // model param <- checkpoint tensor
+  std::vector<std::string> shape_mismatch;  // present, other shape: param keeps its fresh init
+  std::vector<std::string> missing;         // model params the checkpoint lacks: fresh init
+  std::vector<std::string> unused;          // checkpoint tensors no param took
+};
+
+// Fine-tuning: copies every checkpoint tensor whose (renamed) name and shape match a model
+// param into it; everything else keeps its fresh initialisation. `renames` are OLD=NEW pairs:
+// a checkpoint tensor named OLD, or OLD.<suffix>, is read as NEW (NEW.<suffix>).
+// Optimizer state is not loaded.
+InitFromReport init_from_checkpoint(const std::string& path, const ParamStore& store,
+                                    const std::vector<std::string>& renames, Backend& backend);
+
+// The newest checkpoint to resume from: PATH itself if it is a file, else
+// PATH/checkpoints/last.safetensors. Errors name the path.
+std::string resolve_resume_path(const std::string& path);
 
 }  // namespace owt

@@ -22,6 +22,7 @@ struct TrainOptions {
   int threads = 0;            // 0: all cores
   ParallelMode mode = ParallelMode::Owt;
   int64_t save_every = 0;     // checkpoint every N steps (0: only per epoch)
+  int keep_checkpoints = 3;   // step checkpoints kept by --save-every
   std::string resume;         // run directory or checkpoint to continue
   std::string init_from;      // checkpoint to fine-tune from
   std::vector<std::string> renames;  // OLD=NEW for init_from

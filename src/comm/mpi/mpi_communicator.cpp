@@ -17,15 +17,17 @@
 #include <atomic>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "owt/core/error.h"
 
 // Checks an MPI call; on failure throws owt::Error with the call, file, line and MPI's text.
-#define OWT_MPI_CHECK(call)                                                                \
-  do {                                                                                     \
-    int owt_mpi_rc_ = (call);                                                              \
-    if (owt_mpi_rc_ != MPI_SUCCESS) ::owt::throw_mpi_error(owt_mpi_rc_, #call, __FILE__, __LINE__); \
+#define OWT_MPI_CHECK(call)                                              \
+  do {                                                                   \
+    const int owt_mpi_rc_ = (call);                                      \
+    if (owt_mpi_rc_ != MPI_SUCCESS)                                      \
+      ::owt::throw_mpi_error(owt_mpi_rc_, #call, __FILE__, __LINE__);    \
   } while (0)
 
 namespace owt {
@@ -34,13 +36,15 @@ namespace {
 [[noreturn]] void throw_mpi_error(int rc, const char* call, const char* file, int line) {
   char text[MPI_MAX_ERROR_STRING] = {0};
   int len = 0;
-  if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS) std::snprintf(text, sizeof text, "code %d", rc);
+  if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS)
+    std::snprintf(text, sizeof text, "code %d", rc);
   throw Error(cat("MPI error in ", call, " at ", file, ":", line, ": ", text));
 }
 
 int to_int(size_t n, const char* op) {
   if (n > static_cast<size_t>(INT_MAX))
-    throw Error(cat(op, ": ", n, " elements exceed the MPI count limit (INT_MAX); split the buffer"));
+    throw Error(cat(op, ": ", n, " elements exceed the MPI count limit (INT_MAX); "
+                    "split the buffer"));
   return static_cast<int>(n);
 }
 
@@ -51,8 +55,10 @@ class MpiHandle : public CommHandle {
   MpiHandle() = default;
   MpiHandle(std::vector<int> counts, std::vector<int> displs)
       : counts_(std::move(counts)), displs_(std::move(displs)) {}
-  ~MpiHandle() override {
-    if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);  // no throw here
+  ~MpiHandle() override {  // waits if nobody did; never throws
+    int finalized = 1;
+    if (request_ != MPI_REQUEST_NULL && MPI_Finalized(&finalized) == MPI_SUCCESS && !finalized)
+      MPI_Wait(&request_, MPI_STATUS_IGNORE);
   }
   void wait() override {
     if (request_ != MPI_REQUEST_NULL) OWT_MPI_CHECK(MPI_Wait(&request_, MPI_STATUS_IGNORE));
@@ -72,7 +78,8 @@ class MpiCommunicator : public Communicator {
   explicit MpiCommunicator(std::shared_ptr<MpiSession> session) : session_(std::move(session)) {
     int initialized = 0;
     OWT_MPI_CHECK(MPI_Initialized(&initialized));
-    if (!initialized) throw Error("MPI communicator: MPI is not initialised (create an MpiSession first)");
+    if (!initialized)
+      throw Error("MPI communicator: MPI is not initialised (create an MpiSession first)");
     OWT_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm_));
     OWT_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
     OWT_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
@@ -93,7 +100,8 @@ class MpiCommunicator : public Communicator {
     auto h = std::make_unique<MpiHandle>();
     OWT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, to_int(n, "all_reduce"), MPI_FLOAT, MPI_SUM,
                                  comm_, h->request()));
-    if (size_ > 1) count(CommOp::AllReduce, n);
+    // As a reduce-scatter plus an all-gather over owt's shards of n (header comment).
+    if (size_ > 1) count(CommOp::AllReduce, 2 * (n - shard_counts(n, size_)[rank_]));
     return h;
   }
 
@@ -124,7 +132,7 @@ class MpiCommunicator : public Communicator {
     check_root(root, "broadcast");
     auto h = std::make_unique<MpiHandle>();
     OWT_MPI_CHECK(MPI_Ibcast(buf, to_int(n, "broadcast"), MPI_FLOAT, root, comm_, h->request()));
-    if (size_ > 1 && rank_ == root) count(CommOp::Broadcast, n);
+    if (rank_ != root) count(CommOp::Broadcast, n);  // received
     return h;
   }
 
@@ -133,10 +141,11 @@ class MpiCommunicator : public Communicator {
     auto h = std::make_unique<MpiHandle>();
     const int m = to_int(n, "reduce");
     if (rank_ == root) {
-      OWT_MPI_CHECK(MPI_Ireduce(MPI_IN_PLACE, buf, m, MPI_FLOAT, MPI_SUM, root, comm_, h->request()));
+      OWT_MPI_CHECK(
+          MPI_Ireduce(MPI_IN_PLACE, buf, m, MPI_FLOAT, MPI_SUM, root, comm_, h->request()));
     } else {
       OWT_MPI_CHECK(MPI_Ireduce(buf, nullptr, m, MPI_FLOAT, MPI_SUM, root, comm_, h->request()));
-      count(CommOp::Reduce, n);
+      count(CommOp::Reduce, n);  // sent
     }
     return h;
   }
