@@ -1,0 +1,35 @@
+# Runs a command (the arguments after --) and passes only if it exits non-zero, within
+# MAX_SECONDS, with EXPECT somewhere in its output. Used to prove abort_all ends every rank.
+#   cmake -DEXPECT=<text> -DMAX_SECONDS=<s> -P expect_abort.cmake -- <command> [args...]
+set(cmd "")
+set(seen_sep FALSE)
+math(EXPR last "${CMAKE_ARGC} - 1")
+foreach(i RANGE ${last})
+  if(seen_sep)
+    list(APPEND cmd "${CMAKE_ARGV${i}}")
+  elseif("${CMAKE_ARGV${i}}" STREQUAL "--")
+    set(seen_sep TRUE)
+  endif()
+endforeach()
+if(NOT cmd)
+  message(FATAL_ERROR "expect_abort: no command after --")
+endif()
+
+string(TIMESTAMP t0 "%s")
+execute_process(COMMAND ${cmd} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
+                TIMEOUT ${MAX_SECONDS})
+string(TIMESTAMP t1 "%s")
+math(EXPR elapsed "${t1} - ${t0}")
+message("exit: ${rc}, ${elapsed} s\n--- stdout\n${out}--- stderr\n${err}---")
+
+if(NOT rc MATCHES "^[0-9]+$")
+  message(FATAL_ERROR "expect_abort: the job did not end by itself in ${MAX_SECONDS} s (${rc})")
+endif()
+if(rc EQUAL 0)
+  message(FATAL_ERROR "expect_abort: exit status 0, expected a failure")
+endif()
+string(FIND "${out}${err}" "${EXPECT}" pos)
+if(pos EQUAL -1)
+  message(FATAL_ERROR "expect_abort: '${EXPECT}' not in the output")
+endif()
+message("expect_abort: ok (exit ${rc} after ${elapsed} s)")
