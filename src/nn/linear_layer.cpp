@@ -48,7 +48,7 @@ class LinearLayer : public Layer {
   // x (rows, in) -> y (rows, out) gathered, or (rows, local) for a shard that stays a shard.
   void forward(RunContext& ctx, const Tensor& x, Tensor& y) override {
     int rows = static_cast<int>(x.size(0));
-    bool gather = gathers() && place_.workers > 1;
+    bool gather = gathers_across_workers();
     Tensor local = gather ? local_out_.get(ctx.backend, Shape{rows, local_}) : y;
     ctx.backend.gemm(Trans::N, Trans::T, rows, static_cast<int>(local_), static_cast<int>(inputs_),
                      1.f, x.f32(), static_cast<int>(inputs_), weight_.value.f32(),
@@ -63,7 +63,7 @@ class LinearLayer : public Layer {
     int in = static_cast<int>(inputs_), n = static_cast<int>(local_);
     // This worker's columns of dy: (rows, local).
     Tensor dy_local = dy;
-    if (gathers() && place_.workers > 1) {
+    if (gathers_across_workers()) {
       dy_local = local_out_.get(ctx.backend, Shape{rows, local_});
       ctx.backend.copy_columns(dy.f32(), static_cast<int>(outputs_), static_cast<int>(weight_.begin),
                                dy_local.f32(), n, 0, rows, n);
@@ -86,7 +86,12 @@ class LinearLayer : public Layer {
   }
 
  private:
+  // The output is whole (replicated layer, or a shard that is gathered).
   bool gathers() const { return !sharded_ || place_.gather_output; }
+  // This worker computes a shard of the columns and all-gathers the others.
+  bool gathers_across_workers() const {
+    return sharded_ && place_.gather_output && place_.workers > 1;
+  }
 
   // local (rows, local) on every worker -> y (rows, outputs): all-gather, then interleave the
   // K column blocks ("split, then stack").

@@ -113,18 +113,22 @@ void HybridStep::mp_block(RunContext& ctx, const Tensor& a, const Tensor& labels
   last_block_grad_ = run_backward(ctx, t, last, dlogits, rows, true);
 }
 
-void HybridStep::count_local(RunContext& ctx, const Tensor& logits, const Tensor& labels,
-                             const int32_t* labels_host, EvalCounts* counts) {
-  int64_t top1 = 0, top5 = 0;
-  float sums[3] = {static_cast<float>(net_.loss().forward_loss(ctx, logits, labels)), 0, 0};
-  net_.loss().count_correct(ctx, logits, labels_host, &top1, &top5);
-  sums[1] = static_cast<float>(top1);
-  sums[2] = static_cast<float>(top5);
+EvalCounts HybridStep::count_local(RunContext& ctx, const Tensor& logits, const Tensor& labels,
+                                   const int32_t* labels_host) {
+  EvalCounts c;
+  c.loss_sum = net_.loss().forward_loss(ctx, logits, labels);
+  net_.loss().count_correct(ctx, logits, labels_host, &c.top1, &c.top5);
+  c.rows = ctx.loss_rows;
+  return c;
+}
+
+void HybridStep::sum_over_workers(EvalCounts* c) {
+  float sums[3] = {static_cast<float>(c->loss_sum), static_cast<float>(c->top1),
+                   static_cast<float>(c->top5)};
   comm_.all_reduce(sums, 3);
-  counts->loss_sum += sums[0];
-  counts->top1 += static_cast<int64_t>(sums[1]);
-  counts->top5 += static_cast<int64_t>(sums[2]);
-  counts->rows += ctx.loss_rows;
+  c->loss_sum = sums[0];
+  c->top1 = static_cast<int64_t>(sums[1]);
+  c->top5 = static_cast<int64_t>(sums[2]);
 }
 
 EvalCounts HybridStep::train(const Tensor& x, const Tensor& labels, const int32_t* labels_host,
@@ -142,11 +146,12 @@ EvalCounts HybridStep::train(const Tensor& x, const Tensor& labels, const int32_
     // Pure data parallelism: the loss sees this worker's rows, scaled by the global batch.
     Tensor logits = run_forward(ctx, 0, last, x, b);
     Tensor local_labels = labels.rows(rows.row0(), b);
+    counts = count_local(ctx, logits, local_labels, labels_host + rows.row0());
     Tensor dlogits = dlogits_.get(backend_, logits.shape());
     net_.loss().backward_loss(ctx, logits, local_labels, dlogits);
     run_backward(ctx, 0, last, dlogits, b, false);
     buckets_.finish();
-    count_local(ctx, logits, local_labels, labels_host + rows.row0(), &counts);
+    sum_over_workers(&counts);
     return counts;
   }
 
@@ -215,8 +220,8 @@ EvalCounts HybridStep::evaluate(const Tensor& x, const Tensor& labels, const int
   EvalCounts out;
   if (!net_.has_model_parallel_stage()) {
     Tensor logits = run_forward(ctx, 0, last, x, b);
-    count_local(ctx, logits, labels.rows(rows.row0(), b), labels_host + rows.row0(), &out);
-    out.rows = B;
+    out = count_local(ctx, logits, labels.rows(rows.row0(), b), labels_host + rows.row0());
+    sum_over_workers(&out);
     return out;
   }
   Tensor a_local = t > 0 ? run_forward(ctx, 0, t, x, b) : x;

@@ -24,7 +24,7 @@ double LrSchedule::at(int64_t step) const {
   const ScheduleConfig& s = solver_.schedule;
   const double base = solver_.lr;
   const double warmup = s.warmup_epochs * steps_per_epoch_;
-  if (step < warmup) return base * (step + 1) / warmup;
+  if (step < warmup) return base * std::min(1.0, (step + 1) / warmup);
   if (s.type == "cosine") {
     double span = std::max(1.0, total_steps_ - warmup);
     double progress = std::min(1.0, (step - warmup) / span);

@@ -68,9 +68,10 @@ class HybridStep {
   // block's loss and returns the (partial) gradient w.r.t. the transition input.
   void mp_block(RunContext& ctx, const Tensor& a, const Tensor& labels, const int32_t* labels_host,
                 int64_t rows, EvalCounts* counts);
-  // DP-stage logits: loss and hits of this worker's rows, summed over workers into `counts`.
-  void count_local(RunContext& ctx, const Tensor& logits, const Tensor& labels,
-                   const int32_t* labels_host, EvalCounts* counts);
+  // Data-parallel logits: loss and hits of this worker's rows (rows = the global batch).
+  EvalCounts count_local(RunContext& ctx, const Tensor& logits, const Tensor& labels,
+                         const int32_t* labels_host);
+  void sum_over_workers(EvalCounts* counts);
 
   Network& net_;
   ParamStore& store_;
