@@ -9,6 +9,7 @@ packages=(
   libgtest-dev googletest
   libopenmpi-dev openmpi-bin
   libdnnl-dev
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev  # optional: image folders
   dataset-fashion-mnist
 )
 # Side-by-side benchmarks and interop (tools/bench, tools/torch_interop.py) only.

@@ -1,15 +1,14 @@
-// BatchLoader: the per-epoch keyed permutation (Fisher-Yates on Philox, Purpose::Shuffle),
-// the split of each global batch into worker rows, and assembling one worker's rows with
-// OpenMP threads (decode, then Transform).
-#include <omp.h>
-
+// BatchLoader: the per-epoch keyed permutation (Fisher-Yates on Philox, Purpose::Shuffle), the
+// split of each global batch into worker rows, the prefetch queue, and decoding rows on the
+// pool threads (read_image, Transform) with unreadable examples replaced by a same-class one.
 #include <algorithm>
-#include <exception>
+#include <chrono>
+#include <cstring>
 #include <numeric>
 
+#include "loader_job.h"
 #include "owt/comm/communicator.h"
 #include "owt/core/error.h"
-#include "owt/data/loader.h"
 
 namespace owt {
 
@@ -19,6 +18,27 @@ BatchLoader::BatchLoader(const Dataset& data, const Transform& transform, Loader
   if (spec_.workers < 1 || spec_.rank < 0 || spec_.rank >= spec_.workers)
     throw Error(cat("data loader: rank ", spec_.rank, " of ", spec_.workers, " workers is invalid"));
   if (spec_.threads < 1) throw Error(cat("--threads: ", spec_.threads, " must be >= 1"));
+  if (spec_.prefetch < 0) throw Error(cat("data.prefetch: ", spec_.prefetch, " must be >= 0"));
+  if (spec_.view < -1 || spec_.view >= 10)
+    throw Error(cat("data loader: view ", spec_.view, " is not in 0..9"));
+  pool_ = std::make_unique<Pool>();
+  for (int t = 0; t < spec_.threads; ++t)
+    pool_->threads.emplace_back([this] {
+      Image img;                   // per-thread decode buffer, (C, H, W)
+      std::vector<float> scratch;  // per-thread resize buffer
+      Pool& p = *pool_;
+      for (;;) {
+        Pool::Task task;
+        {
+          std::unique_lock<std::mutex> lock(p.mu);
+          p.cv.wait(lock, [&] { return p.stop || !p.tasks.empty(); });
+          if (p.stop) return;
+          task = std::move(p.tasks.front());
+          p.tasks.pop_front();
+        }
+        run_rows(*task.job, task.begin, task.end, img, scratch);
+      }
+    });
 }
 
 BatchLoader::~BatchLoader() = default;
@@ -44,10 +64,11 @@ int64_t BatchLoader::global_row0(int64_t index) const {
 }
 
 const std::vector<int64_t>& BatchLoader::order(int64_t epoch) {
-  if (epoch == order_epoch_) return order_;
+  for (const auto& o : orders_)
+    if (o.first == epoch) return *o.second;
   const int64_t n = data_.size();
-  order_.resize(n);
-  std::iota(order_.begin(), order_.end(), int64_t{0});
+  auto ord = std::make_shared<std::vector<int64_t>>(n);
+  std::iota(ord->begin(), ord->end(), int64_t{0});
   if (spec_.shuffle) {
     // Fisher-Yates from the back; j from 64 random bits (modulo bias < 2^-32 for n < 2^32).
     const RngKey key = rng_key(spec_.seed, Purpose::Shuffle);
@@ -55,39 +76,100 @@ const std::vector<int64_t>& BatchLoader::order(int64_t epoch) {
       Philox4 r = philox4x32(static_cast<uint32_t>(epoch), static_cast<uint32_t>(i), 0, 0,
                              key.k0, key.k1);
       uint64_t bits = (static_cast<uint64_t>(r.v[0]) << 32) | r.v[1];
-      std::swap(order_[i], order_[bits % static_cast<uint64_t>(i + 1)]);
+      std::swap((*ord)[i], (*ord)[bits % static_cast<uint64_t>(i + 1)]);
     }
   }
-  order_epoch_ = epoch;
-  return order_;
+  // Two epochs cached: prefetching the next epoch must not evict the one the trainer reads.
+  if (orders_.size() == 2) orders_.pop_front();
+  orders_.emplace_back(epoch, ord);
+  return *orders_.back().second;
+}
+
+int64_t BatchLoader::skipped() const {
+  std::lock_guard<std::mutex> lock(pool_->bad_mu);
+  return data_.skipped_at_open() + static_cast<int64_t>(pool_->bad.size());
+}
+
+std::shared_ptr<BatchLoader::Job> BatchLoader::submit(int64_t epoch, int64_t index, float* x,
+                                                      int32_t* labels) {
+  auto job = std::make_shared<Job>();
+  job->epoch = epoch;
+  job->index = index;
+  job->rows = local_rows(index);
+  const std::vector<int64_t>& ord = order(epoch);
+  const int64_t first = index * spec_.batch * spec_.workers + global_row0(index);
+  job->examples.assign(ord.begin() + first, ord.begin() + first + job->rows);
+  const int64_t numel = transform_.output_shape().numel();
+  job->numel = numel;
+  if (x) {
+    job->x = x;
+    job->labels = labels;
+  } else {
+    if (!spare_.empty()) {
+      job->own_x = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    job->own_x.resize(static_cast<size_t>(job->rows * numel));
+    job->own_labels.resize(job->rows);
+    job->x = job->own_x.data();
+    job->labels = job->own_labels.data();
+  }
+  // Row ranges small enough that every thread gets several.
+  const int64_t chunk = std::max<int64_t>(1, job->rows / (4 * spec_.threads));
+  {
+    std::lock_guard<std::mutex> lock(pool_->mu);
+    for (int64_t r = 0; r < job->rows; r += chunk) {
+      pool_->tasks.push_back(Pool::Task{job, r, std::min(job->rows, r + chunk)});
+      ++job->remaining;
+    }
+  }
+  pool_->cv.notify_all();
+  return job;
 }
 
 void BatchLoader::load(int64_t epoch, int64_t index, float* x, int32_t* labels) {
-  OWT_CHECK(index >= 0 && index < batches_per_epoch(), "batch ", index, " of ",
-            batches_per_epoch());
-  const std::vector<int64_t>& ord = order(epoch);
-  const int64_t rows = local_rows(index);
-  const int64_t first = index * spec_.batch * spec_.workers + global_row0(index);
-  const int64_t in_numel = data_.example_shape().numel();
-  const int64_t out_numel = transform_.output_shape().numel();
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(spec_.threads, rows)));
-  scratch_.resize(static_cast<size_t>(threads * in_numel));
-  const bool train = spec_.train;
-  std::exception_ptr failure;  // an exception may not leave an OpenMP region
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    try {
-      float* raw = scratch_.data() + omp_get_thread_num() * in_numel;
-      const int64_t example = ord[first + r];
-      data_.read(example, raw);
-      transform_.apply(raw, x + r * out_numel, epoch, example, train);
-      labels[r] = data_.label(example);
-    } catch (...) {
-#pragma omp critical(owt_loader_failure)
-      if (!failure) failure = std::current_exception();
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t n_batches = batches_per_epoch();
+  OWT_CHECK(index >= 0 && index < n_batches, "batch ", index, " of ", n_batches);
+  // Without shuffling or augmentation every epoch is the same: key them all as epoch 0.
+  if (!spec_.shuffle && !spec_.train) epoch = 0;
+
+  std::shared_ptr<Job> job;
+  if (!pending_.empty() && pending_.front()->epoch == epoch && pending_.front()->index == index) {
+    job = pending_.front();
+    pending_.pop_front();
+  } else {  // not the predicted batch: drop the queue, decode this one straight into x
+    {
+      std::lock_guard<std::mutex> lock(pool_->mu);
+      for (auto& p : pending_) p->cancelled = true;
+      auto& q = pool_->tasks;
+      q.erase(std::remove_if(q.begin(), q.end(), [](const Pool::Task& t) { return t.job->cancelled.load(); }),
+              q.end());
     }
+    pending_.clear();
+    job = submit(epoch, index, x, labels);
   }
-  if (failure) std::rethrow_exception(failure);
+  // Queue the batches that should come next, behind this one.
+  int64_t next_epoch = epoch, next_index = index;
+  for (const auto& p : pending_) next_epoch = p->epoch, next_index = p->index;
+  while (static_cast<int>(pending_.size()) < spec_.prefetch) {
+    if (++next_index == n_batches) {
+      next_index = 0;
+      if (spec_.shuffle || spec_.train) ++next_epoch;
+    }
+    pending_.push_back(submit(next_epoch, next_index, nullptr, nullptr));
+  }
+  {
+    std::unique_lock<std::mutex> lock(job->mu);
+    job->done_cv.wait(lock, [&] { return job->remaining == 0; });
+  }
+  if (job->x != x && job->rows > 0) {
+    std::memcpy(x, job->x, job->own_x.size() * sizeof(float));
+    std::memcpy(labels, job->labels, job->own_labels.size() * sizeof(int32_t));
+    spare_.push_back(std::move(job->own_x));
+  }
+  wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (job->failure) std::rethrow_exception(job->failure);
 }
 
 }  // namespace owt

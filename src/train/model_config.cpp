@@ -17,18 +17,24 @@ TransformSpec parse_transform(ConfigMap& aug, const std::vector<double>& mean,
   TransformSpec t;
   t.mean.assign(mean.begin(), mean.end());
   t.std.assign(std.begin(), std.end());
+  t.resize = static_cast<int>(aug.get_int("resize", 0));
+  if (t.resize < 0) aug.fail("resize", "must be zero (no resize) or positive");
   t.crop = static_cast<int>(aug.get_int("crop", 0));
   if (t.crop < 0) aug.fail("crop", "must be zero (no crop) or positive");
   t.pad = train ? static_cast<int>(aug.get_int("pad", 0)) : 0;
   if (t.pad < 0) aug.fail("pad", "must be zero or positive");
   t.random_crop = train && (t.crop > 0 || t.pad > 0);
   t.flip = train && aug.get_bool("flip", false);
+  t.lighting = static_cast<float>(aug.get_float("lighting", 0.0));
+  if (t.lighting < 0) aug.fail("lighting", "must be zero (off) or positive (0.1 in AlexNet)");
+  t.test_views = static_cast<int>(aug.get_int("test_views", 1));
+  if (t.test_views != 1 && t.test_views != 10) aug.fail("test_views", "must be 1 or 10");
   return t;
 }
 
 void parse_data(ConfigMap& root, ModelConfig& m) {
   ConfigMap data = root.get_map("data");
-  m.data.format = data.get_choice("format", {"idx"}, "idx");
+  m.data.format = data.get_choice("format", {"idx", "cifar10", "cifar100", "folder", "packed"}, "idx");
   m.data.path = data.get_string("path", "");
   std::vector<double> mean = data.get_float_list("mean", {}), std = data.get_float_list("std", {});
   for (double s : std)
@@ -38,6 +44,11 @@ void parse_data(ConfigMap& root, ModelConfig& m) {
     data.fail("mean", cat("expected 1 or ", c, " values (one per channel), got ", mean.size()));
   if (!std.empty() && std.size() != 1 && std.size() != c)
     data.fail("std", cat("expected 1 or ", c, " values (one per channel), got ", std.size()));
+  m.data.threads = static_cast<int>(data.get_int("threads", 0));
+  if (m.data.threads < 0) data.fail("threads", "must be zero (the --threads value) or positive");
+  m.data.prefetch = static_cast<int>(data.get_int("prefetch", 2));
+  if (m.data.prefetch < 0) data.fail("prefetch", "must be zero (no prefetching) or positive");
+  m.data.strict = data.get_bool("strict", false);
   if (data.has("augment")) {
     ConfigMap aug = data.get_map("augment");
     m.data.train = parse_transform(aug, mean, std, true);
@@ -45,6 +56,9 @@ void parse_data(ConfigMap& root, ModelConfig& m) {
     m.data.eval.pad = 0;
     m.data.eval.random_crop = false;
     m.data.eval.flip = false;
+    m.data.eval.lighting = 0;
+    if (m.data.train.lighting > 0 && c != 3)
+      aug.fail("lighting", cat("PCA lighting needs RGB input; input has ", c, " channels"));
     aug.check_all_used();
   } else {
     m.data.train.mean = m.data.eval.mean = std::vector<float>(mean.begin(), mean.end());

@@ -13,10 +13,13 @@
 namespace owt {
 
 struct DataConfig {
-  std::string format = "idx";
+  std::string format = "idx";  // idx | cifar10 | cifar100 | folder | packed
   std::string path;
-  TransformSpec train;  // augment: normalisation + random crop/flip
-  TransformSpec eval;   // normalisation + centre crop
+  TransformSpec train;  // augment: normalisation, resize, random crop/flip, lighting
+  TransformSpec eval;   // normalisation, resize, centre crop (or test_views views)
+  int threads = 0;      // decode threads per worker (0: the trainer's --threads)
+  int prefetch = 2;     // batches decoded ahead of the trainer
+  bool strict = false;  // unreadable images are errors instead of skipped
 };
 
 struct ScheduleConfig {

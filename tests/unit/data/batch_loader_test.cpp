@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 #include <numeric>
 #include <vector>
 
@@ -89,15 +90,16 @@ TEST(BatchLoader, WorkersTogetherLoadTheSingleWorkerBatch) {
   const int64_t b = 5;
   for (int k = 1; k <= 4; ++k) {
     BatchLoader whole(data, t, spec_for(k * b, 0, 1, false));
-    std::vector<BatchLoader> ranks;
-    for (int r = 0; r < k; ++r) ranks.emplace_back(data, t, spec_for(b, r, k, false));
+    std::vector<std::unique_ptr<BatchLoader>> ranks;  // a loader owns threads: not movable
+    for (int r = 0; r < k; ++r)
+      ranks.push_back(std::make_unique<BatchLoader>(data, t, spec_for(b, r, k, false)));
     ASSERT_EQ(whole.batches_per_epoch(), (103 + k * b - 1) / (k * b));
     for (int64_t epoch = 0; epoch < 2; ++epoch)
       for (int64_t i = 0; i < whole.batches_per_epoch(); ++i) {
         Rows expect = load(whole, epoch, i), got;
         for (int r = 0; r < k; ++r) {
-          EXPECT_EQ(ranks[r].global_row0(i), static_cast<int64_t>(got.labels.size()));
-          Rows part = load(ranks[r], epoch, i);
+          EXPECT_EQ(ranks[r]->global_row0(i), static_cast<int64_t>(got.labels.size()));
+          Rows part = load(*ranks[r], epoch, i);
           got.x.insert(got.x.end(), part.x.begin(), part.x.end());
           got.labels.insert(got.labels.end(), part.labels.begin(), part.labels.end());
         }
