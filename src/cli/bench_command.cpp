@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "owt/comm/make_communicator.h"
 #include "owt/train/benchmark.h"
 
 namespace owt {
@@ -30,10 +31,12 @@ void add_bench_command(CLI::App& app, CommandRunner& run) {
   cmd->add_flag("--json", args->json, "Print one JSON object");
   cmd->add_flag("--profile", args->opt.profile, "Also time each layer's forward and backward");
   cmd->callback([args, &run] {
-    run = [args](Communicator& comm) {
+    run = [args](Communicator& world) {
       set_thread_count(args->threads);
-      auto backend = make_backend_for(args->device, comm.rank() == 0 && !args->json);
       ModelConfig cfg = load_model_config(args->model);
+      auto backend = make_backend_for(args->device, cfg.precision, world.rank() == 0 && !args->json);
+      auto device_comm = make_device_communicator(world, *backend);  // NCCL for GPU workers
+      Communicator& comm = device_comm ? *device_comm : world;
       args->opt.mode = args->parallel == "dp" ? ParallelMode::DataOnly : ParallelMode::Owt;
       BenchResult r = run_benchmark(cfg, args->opt, *backend, comm);
       if (comm.rank() != 0) return 0;

@@ -22,7 +22,9 @@ void add_data_command(CLI::App& app, CommandRunner& run);
 
 // Shared options: OpenMP threads per worker (0: cores / workers on this node).
 void set_thread_count(int threads);
-// The backend named by --device ("auto", "cpu" or "cuda").
-std::unique_ptr<class Backend> make_backend_for(const std::string& device, bool announce);
+// The backend named by --device ("auto": CUDA when a GPU is visible, else the CPU, with a
+// one-line note when `announce`), computing at the model file's `precision` (GPU only).
+std::unique_ptr<class Backend> make_backend_for(const std::string& device,
+                                                const std::string& precision, bool announce);
 
 }  // namespace owt

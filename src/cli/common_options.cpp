@@ -1,11 +1,15 @@
-// Options shared by several subcommands: the OpenMP thread count and the --device backend.
+// Options shared by several subcommands: the OpenMP thread count and the --device backend
+// (a process's GPU is its node-local rank modulo the visible devices).
 #include <omp.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 
 #include "commands.h"
 #include "owt/backend/backend.h"
+#include "owt/backend/cuda.h"
 #include "owt/core/error.h"
 
 namespace owt {
@@ -20,9 +24,29 @@ void set_thread_count(int threads) {
   omp_set_num_threads(threads);
 }
 
-std::unique_ptr<Backend> make_backend_for(const std::string& device, bool announce) {
-  if (device == "cuda")
-    throw Error("--device cuda: this owt was built without the CUDA backend");
+namespace {
+// This process's rank among the workers on its node, as the MPI launcher or Slurm says; 0
+// when started without one.
+int local_rank() {
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMIX_LOCAL_RANK",
+                          "SLURM_LOCALID"})
+    if (const char* v = std::getenv(var)) return std::max(0, std::atoi(v));
+  return 0;
+}
+}  // namespace
+
+std::unique_ptr<Backend> make_backend_for(const std::string& device, const std::string& precision,
+                                          bool announce) {
+  if (device == "cpu") return make_cpu_backend();
+  const int count = cuda_device_count();
+  if (device == "cuda") {
+    if (!cuda_backend_built()) return make_cuda_backend(0, precision);  // throws: not built
+    if (count == 0) throw Error("--device cuda: no CUDA device is visible");
+    return make_cuda_backend(local_rank() % count, precision);
+  }
+  if (count > 0) return make_cuda_backend(local_rank() % count, precision);
+  // On stdout with the run's other notes: stderr carries exactly one line per error.
+  if (announce && cuda_backend_built()) std::printf("owt: no GPU visible; running on the CPU\n");
   return make_cpu_backend();
 }
 

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "owt/comm/make_communicator.h"
 #include "owt/data/loader.h"
 #include "owt/nn/param_store.h"
 #include "owt/train/checkpoint.h"
@@ -33,10 +34,12 @@ void add_eval_command(CLI::App& app, CommandRunner& run) {
       ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_flag("--json", args->json, "Print one JSON object instead of a sentence");
   cmd->callback([args, &run] {
-    run = [args](Communicator& comm) {
+    run = [args](Communicator& world) {
       set_thread_count(args->threads);
-      auto backend = make_backend_for(args->device, comm.rank() == 0 && !args->json);
       ModelConfig cfg = load_model_config(args->model);
+      auto backend = make_backend_for(args->device, cfg.precision, world.rank() == 0 && !args->json);
+      auto device_comm = make_device_communicator(world, *backend);  // NCCL for GPU workers
+      Communicator& comm = device_comm ? *device_comm : world;
       TrainOptions overrides;
       overrides.data_dir = args->data;
       overrides.batch = args->batch;

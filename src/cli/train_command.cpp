@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "owt/comm/make_communicator.h"
 #include "owt/train/metrics.h"
 #include "owt/train/trainer.h"
 
@@ -48,10 +49,12 @@ void add_train_command(CLI::App& app, CommandRunner& run) {
       ->type_name("OLD=NEW");
   cmd->add_flag("!--no-progress", args->opt.progress, "Print only one line per epoch");
   cmd->callback([args, &run] {
-    run = [args](Communicator& comm) {
+    run = [args](Communicator& world) {
       set_thread_count(args->opt.threads);
-      auto backend = make_backend_for(args->device, comm.rank() == 0);
       ModelConfig cfg = load_model_config(args->model);
+      auto backend = make_backend_for(args->device, cfg.precision, world.rank() == 0);
+      auto device_comm = make_device_communicator(world, *backend);  // NCCL for GPU workers
+      Communicator& comm = device_comm ? *device_comm : world;
       TrainOptions opt = args->opt;
       opt.mode = args->parallel == "dp" ? ParallelMode::DataOnly : ParallelMode::Owt;
       TrainSummary s = train(cfg, opt, *backend, comm);

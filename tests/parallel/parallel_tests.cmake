@@ -62,3 +62,15 @@ foreach(k 2 3)
   set_tests_properties(comm_abort_np${k} PROPERTIES LABELS parallel TIMEOUT 60
                        ENVIRONMENT "${OWT_MPI_ENV}" PROCESSORS ${k})
 endforeach()
+
+# ---- the K-worker invariant (DESIGN §1) ------------------------------------------------
+owt_add_mpi_gtest_executable(owt_invariant_tests ${OWT_PARALLEL_DIR}/invariant_test.cpp)
+owt_add_mpi_test(invariant owt_invariant_tests TIMEOUT 120)
+
+# ---- mpirun around the owt binary: multi-worker CLI, failing ranks, resharding ----------
+add_executable(owt_cli_mpi_tests ${OWT_PARALLEL_DIR}/cli_mpi_test.cpp)
+target_link_libraries(owt_cli_mpi_tests PRIVATE owt_test_support GTest::gtest_main)
+target_compile_definitions(owt_cli_mpi_tests PRIVATE OWT_MPIEXEC="${MPIEXEC_EXECUTABLE}")
+add_dependencies(owt_cli_mpi_tests owt)
+gtest_discover_tests(owt_cli_mpi_tests PROPERTIES LABELS parallel DISCOVERY_TIMEOUT 60
+                     ENVIRONMENT "${OWT_MPI_ENV}")

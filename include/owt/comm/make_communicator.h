@@ -3,6 +3,7 @@
 #pragma once
 #include <memory>
 
+#include "owt/backend/backend.h"
 #include "owt/comm/communicator.h"
 
 namespace owt {
@@ -19,5 +20,13 @@ bool built_with_mpi();
 // initialises MPI if needed and finalises it when destroyed. Launched under MPI but built
 // without it: owt::Error saying so.
 std::unique_ptr<Communicator> make_world_communicator();
+
+// The communicator for tensors on `backend`, made once the backend is chosen (the world
+// communicator exists before: it is what tells a process its rank, hence its GPU). For a CUDA
+// backend and more than one worker: an NCCL communicator over the ranks of `world` (host
+// buffers still travel through `world`); collective over `world`. Otherwise nullptr, which
+// means: use `world` itself. A CUDA backend with several workers in a build without NCCL is
+// an owt::Error (MPI cannot read device memory).
+std::unique_ptr<Communicator> make_device_communicator(Communicator& world, Backend& backend);
 
 }  // namespace owt

@@ -1,0 +1,44 @@
+// The CUDA backend's public face: device count, the factory, and the few CUDA-only queries
+// (stream, memory) that comm/nccl and `owt bench` need. No CUDA headers here: CPU code
+// includes this file, and a build without CUDA links src/backend/no_cuda.cpp instead.
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "owt/backend/backend.h"
+
+namespace owt {
+
+// True when this owt was built with the CUDA backend (OWT_WITH_CUDA).
+bool cuda_backend_built();
+
+// Number of visible CUDA devices; 0 without a driver, without a device, or in a build
+// without the CUDA backend. Never throws.
+int cuda_device_count();
+
+// The CUDA backend on `device` (0-based). `precision` is the model file's key:
+//   tf32         fp32 tensors; cuDNN and cuBLAS may use TF32 tensor cores (PyTorch's default
+//                for convolutions)
+//   fp32-strict  fp32 tensors and fp32 FMA maths throughout (no TF32)
+//   bf16         fp32 tensors, master weights and optimizer state; convolutions and GEMMs
+//                compute on bf16 copies of their inputs with fp32 accumulation
+// Throws owt::Error in a build without CUDA, for a bad device index or an unknown precision.
+std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& precision);
+
+// The stream every op of a CUDA backend is queued on, as a cudaStream_t cast to void*.
+// Throws owt::Error when `backend` is not a CUDA backend.
+void* cuda_stream_of(Backend& backend);
+// The device index of a CUDA backend (throws likewise).
+int cuda_device_of(Backend& backend);
+
+// Device memory of a CUDA backend's caching allocator, in bytes: `in_use` is held by live
+// buffers (what torch.cuda.memory_allocated reports), `reserved` is obtained from the driver
+// (in use plus cached free blocks); peaks since creation or the last reset.
+struct CudaMemoryStats {
+  size_t in_use = 0, peak_in_use = 0, reserved = 0, peak_reserved = 0;
+};
+CudaMemoryStats cuda_memory_stats(Backend& backend);
+void cuda_reset_peak_memory(Backend& backend);
+
+}  // namespace owt

@@ -1,0 +1,75 @@
+// Memory for the CUDA backend: DeviceAllocator, a caching allocator with size-bucketed free
+// lists (cudaMalloc only on a miss; blocks return to their bucket, never to the driver, until
+// the allocator dies or an allocation fails), and PinnedStaging, page-locked host buffers for
+// asynchronous host<->device copies. Internal to src/backend/cuda.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "owt/backend/cuda.h"
+#include "owt/core/tensor.h"
+
+namespace owt {
+
+// One device's cache. Every op of a backend runs on one stream, so a block freed by the host
+// while kernels still read it can be reused at once: the next user is queued behind them.
+// (Work on another stream, NCCL's, is ordered with events by its owner before a buffer dies.)
+class DeviceAllocator : public std::enable_shared_from_this<DeviceAllocator> {
+ public:
+  explicit DeviceAllocator(int device) : device_(device) {}
+  ~DeviceAllocator();
+  DeviceAllocator(const DeviceAllocator&) = delete;
+  DeviceAllocator& operator=(const DeviceAllocator&) = delete;
+
+  // A Buffer whose deleter returns the block to this cache (the deleter keeps it alive).
+  std::shared_ptr<Buffer> allocate(size_t bytes);
+  // Returns every cached free block to the driver (waits for the device first).
+  void empty_cache();
+  CudaMemoryStats stats() const;
+  void reset_peak();
+
+  // Block sizes: 512-byte steps below 1 MiB, 2 MiB steps above (at most 2 MiB wasted).
+  static size_t rounded(size_t bytes);
+
+ private:
+  void release(void* p, size_t size);
+  void free_cached_locked();
+
+  int device_;
+  mutable std::mutex mu_;
+  std::unordered_map<size_t, std::vector<void*>> free_;  // rounded size -> free blocks
+  CudaMemoryStats stats_;
+};
+
+// Page-locked staging for from_host / to_host: a ring of two grow-only buffers, each guarded
+// by an event recorded after the copy that last used it, so one upload can be in flight
+// while the host fills the other buffer (an input batch and its labels, back to back).
+class PinnedStaging {
+ public:
+  PinnedStaging() = default;
+  ~PinnedStaging();
+  PinnedStaging(const PinnedStaging&) = delete;
+  PinnedStaging& operator=(const PinnedStaging&) = delete;
+
+  // A pinned buffer of at least `bytes` that no queued copy still uses. Call `used(stream)`
+  // after queueing the copy that reads or writes it.
+  void* acquire(size_t bytes);
+  void used(cudaStream_t stream);
+
+ private:
+  struct Slot {
+    void* ptr = nullptr;
+    size_t bytes = 0;
+    cudaEvent_t done = nullptr;
+    bool pending = false;
+  };
+  Slot slots_[2];
+  int next_ = 0, current_ = -1;
+};
+
+}  // namespace owt

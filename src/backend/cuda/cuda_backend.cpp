@@ -1,0 +1,179 @@
+// CudaBackend: construction (stream, cuBLAS and cuDNN handles, precision), memory and copies
+// through the caching allocator and pinned staging, GEMM on cuBLAS, and the public factory
+// functions of owt/backend/cuda.h. Kernels live in the .cu files, convolution in cuda_conv.cpp.
+#include "cuda_backend.h"
+
+#include <cstring>
+
+#include "cuda_check.h"
+#include "cuda_conv.h"
+#include "owt/backend/cuda.h"
+
+namespace owt {
+
+namespace {
+// Above this, from_host copies straight from pageable memory instead of growing the pinned
+// buffer (a checkpoint load is rare; pinning hundreds of MB costs more than it saves).
+constexpr size_t kMaxStaged = 256u << 20;
+
+CudaBackend& as_cuda(Backend& backend, const char* what) {
+  auto* b = dynamic_cast<CudaBackend*>(&backend);
+  if (!b) throw Error(cat(what, ": backend '", backend.name(), "' is not a CUDA backend"));
+  return *b;
+}
+}  // namespace
+
+Precision parse_precision(const std::string& name) {
+  if (name == "tf32") return Precision::Tf32;
+  if (name == "fp32-strict") return Precision::Fp32Strict;
+  if (name == "bf16") return Precision::Bf16;
+  throw Error(cat("precision '", name, "': expected tf32, fp32-strict or bf16"));
+}
+
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::Tf32: return "tf32";
+    case Precision::Fp32Strict: return "fp32-strict";
+    case Precision::Bf16: return "bf16";
+  }
+  return "?";
+}
+
+CudaBackend::CudaBackend(int device, Precision precision)
+    : device_(device), precision_(precision), alloc_(std::make_shared<DeviceAllocator>(device)) {
+  OWT_CUDA_CHECK(cudaSetDevice(device_));
+  OWT_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  OWT_CUBLAS_CHECK(cublasCreate(&cublas_));
+  OWT_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+  OWT_CUBLAS_CHECK(cublasSetPointerMode(cublas_, CUBLAS_POINTER_MODE_HOST));
+  // The compute type of each cublasGemmEx says the same; the math mode covers everything else.
+  OWT_CUBLAS_CHECK(cublasSetMathMode(
+      cublas_, precision_ == Precision::Tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  OWT_CUDNN_CHECK(cudnnCreate(&cudnn_));
+  OWT_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
+  conv_ = std::make_unique<CudaConv>(*this);
+}
+
+CudaBackend::~CudaBackend() {
+  // No throwing here: report nothing, release everything that was made.
+  if (stream_) cudaStreamSynchronize(stream_);
+  conv_.reset();
+  if (cudnn_) cudnnDestroy(cudnn_);
+  if (cublas_) cublasDestroy(cublas_);
+  if (stream_) cudaStreamDestroy(stream_);
+  cudaGetLastError();
+}
+
+// ---- memory -------------------------------------------------------------------------------
+
+std::shared_ptr<Buffer> CudaBackend::allocate(size_t bytes) { return alloc_->allocate(bytes); }
+
+void CudaBackend::copy(const void* src, void* dst, size_t bytes) {
+  if (bytes == 0 || src == dst) return;
+  OWT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_));
+}
+
+// The host buffer may be reused as soon as this returns, so its bytes are first copied into
+// pinned memory; the upload itself runs asynchronously on the stream.
+void CudaBackend::from_host(const void* host_src, void* dst, size_t bytes) {
+  if (bytes == 0) return;
+  if (bytes > kMaxStaged) {
+    OWT_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
+    OWT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return;
+  }
+  void* pinned = staging_.acquire(bytes);
+  std::memcpy(pinned, host_src, bytes);
+  OWT_CUDA_CHECK(cudaMemcpyAsync(dst, pinned, bytes, cudaMemcpyHostToDevice, stream_));
+  staging_.used(stream_);
+}
+
+// Waits for every op queued before it (the stream is in order), then copies out.
+void CudaBackend::to_host(const void* src, void* host_dst, size_t bytes) {
+  if (bytes == 0) return;
+  if (bytes > kMaxStaged) {
+    OWT_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    OWT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return;
+  }
+  void* pinned = staging_.acquire(bytes);
+  OWT_CUDA_CHECK(cudaMemcpyAsync(pinned, src, bytes, cudaMemcpyDeviceToHost, stream_));
+  OWT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  std::memcpy(host_dst, pinned, bytes);
+}
+
+void CudaBackend::synchronize() { OWT_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+// ---- GEMM ---------------------------------------------------------------------------------
+
+// Row-major C (m, n) is column-major C^T (n, m), and C^T = op(B)^T op(A)^T: cuBLAS gets the
+// operands swapped and each one's own transpose flag unchanged.
+void CudaBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* a,
+                       int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {  // C = beta * C, as the CPU backend
+    launch_scale_matrix(c, m, n, ldc, beta, stream_);
+    return;
+  }
+  cublasComputeType_t compute = precision_ == Precision::Tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                : precision_ == Precision::Bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                                                : CUBLAS_COMPUTE_32F;
+  cublasOperation_t op_a = ta == Trans::T ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t op_b = tb == Trans::T ? CUBLAS_OP_T : CUBLAS_OP_N;
+  OWT_CUBLAS_CHECK(cublasGemmEx(cublas_, op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, a,
+                                CUDA_R_32F, lda, &beta, c, CUDA_R_32F, ldc, compute,
+                                CUBLAS_GEMM_DEFAULT));
+}
+
+// ---- convolution: CudaConv ----------------------------------------------------------------
+
+void CudaBackend::conv2d_forward(const ConvGeom& g, const float* x, const float* w,
+                                 const float* bias, float* y) {
+  conv_->forward(g, x, w, bias, y);
+}
+void CudaBackend::conv2d_backward_data(const ConvGeom& g, const float* dy, const float* w,
+                                       float* dx) {
+  conv_->backward_data(g, dy, w, dx);
+}
+void CudaBackend::conv2d_backward_filter(const ConvGeom& g, const float* x, const float* dy,
+                                         float* dw, float* db) {
+  conv_->backward_filter(g, x, dy, dw, db);
+}
+
+// ---- the public functions of owt/backend/cuda.h --------------------------------------------
+
+bool cuda_backend_built() { return true; }
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // no driver or no device: not an error here
+    return 0;
+  }
+  return n;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& precision) {
+  Precision p = parse_precision(precision);
+  int count = cuda_device_count();
+  if (device < 0 || device >= count)
+    throw Error(cat("CUDA device ", device, " requested but ", count, " device",
+                    count == 1 ? " is" : "s are", " visible"));
+  return std::make_unique<CudaBackend>(device, p);
+}
+
+void* cuda_stream_of(Backend& backend) {
+  return static_cast<void*>(as_cuda(backend, "cuda_stream_of").stream());
+}
+
+int cuda_device_of(Backend& backend) { return as_cuda(backend, "cuda_device_of").device_index(); }
+
+CudaMemoryStats cuda_memory_stats(Backend& backend) {
+  return as_cuda(backend, "cuda_memory_stats").allocator().stats();
+}
+
+void cuda_reset_peak_memory(Backend& backend) {
+  as_cuda(backend, "cuda_reset_peak_memory").allocator().reset_peak();
+}
+
+}  // namespace owt

@@ -1,0 +1,126 @@
+// `mpirun -np K owt ...` end to end: multi-worker training writes one run directory and counts
+// its bytes; a failing rank ends every rank with its message; checkpoints reshard across K
+// (eval at K = 2 of a K = 1 run; resume at K = 2 and at K = 1 of a K = 2 run).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "owt/core/safetensors.h"
+#include "support/cli_runner.h"
+#include "support/idx_writer.h"
+#include "support/temp_dir.h"
+
+namespace owt::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> mpirun(int np) {
+  return {OWT_MPIEXEC, "--oversubscribe", "-np", std::to_string(np)};
+}
+
+CliResult run_mpi(int np, const std::vector<std::string>& args, int timeout_s = 120) {
+  std::vector<std::string> full = mpirun(np);
+  full.push_back(owt_binary());
+  full.insert(full.end(), args.begin(), args.end());
+  return run_process(full, timeout_s);
+}
+
+double json_field(const std::string& text, const std::string& key) {
+  size_t at = text.find("\"" + key + "\": ");
+  EXPECT_NE(at, std::string::npos) << key << " in " << text;
+  return at == std::string::npos ? 0 : std::stod(text.substr(at + key.size() + 4));
+}
+
+// Largest relative difference (L2 per tensor) between the weights of two checkpoints.
+double weight_difference(const std::string& a, const std::string& b) {
+  StFile fa = read_safetensors(a), fb = read_safetensors(b);
+  double worst = 0;
+  for (const StTensor& t : fa.tensors) {
+    if (t.name.rfind("optim.", 0) == 0) continue;
+    std::vector<float> x = st_as_f32(t, a), y = st_as_f32(*fb.find(t.name), b);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < x.size(); ++i) num += std::pow(x[i] - y[i], 2), den += x[i] * x[i];
+    worst = std::max(worst, std::sqrt(num / std::max(den, 1e-30)));
+  }
+  return worst;
+}
+
+class MpiCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    data_ = dir_.file("data");
+    write_idx_dataset(data_, "train", 512, 12, 12, 4, 1, false);
+    write_idx_dataset(data_, "t10k", 100, 12, 12, 4, 2, false);
+    model_ = dir_.write("tiny.yaml", tiny_model_yaml(data_, 2, 16));
+  }
+  TempDir dir_;
+  std::string data_, model_;
+};
+
+TEST_F(MpiCli, TwoWorkersTrainIntoOneRunDirectory) {
+  std::string run = dir_.file("run");
+  CliResult r = run_mpi(2, {"train", model_, "--out", run, "--no-progress"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << "rank 0 alone reports:\n" << r.out;
+  EXPECT_NE(r.out.find("on 2 workers"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bytes per step per worker"), std::string::npos) << r.out;
+  std::string metrics = read_text(run + "/metrics.jsonl");
+  EXPECT_GT(json_field(metrics, "comm_bytes"), 0);
+  EXPECT_NE(metrics.find("\"comm_bytes_by_op\""), std::string::npos);
+  EXPECT_TRUE(fs::exists(run + "/checkpoints/last.safetensors"));
+  size_t last_eval = metrics.rfind("\"kind\": \"eval\"");
+  EXPECT_GT(json_field(metrics.substr(last_eval), "top1"), 0.9);
+}
+
+TEST_F(MpiCli, AFailingRankEndsEveryRankWithItsMessage) {
+  std::string bad = dir_.file("no-such-data");
+  std::vector<std::string> args = mpirun(1);
+  for (const std::string& a : {owt_binary(), std::string("train"), model_, std::string("--out"),
+                               dir_.file("run"), std::string(":"), std::string("-np"), std::string("1"),
+                               owt_binary(), std::string("train"), model_, std::string("--data"), bad})
+    args.push_back(a);
+  auto t0 = std::chrono::steady_clock::now();
+  CliResult r = run_process(args, 60);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_LT(r.exit_code, 128 + 9) << "killed by the time limit?";
+  EXPECT_NE(r.err.find(bad), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("rank 1"), std::string::npos) << r.err;
+  EXPECT_LT(seconds, 30) << "ranks did not end promptly";
+}
+
+TEST_F(MpiCli, CheckpointsReshardAcrossWorkerCounts) {
+  // Eval at K = 2 of a K = 1 checkpoint gives the K = 1 numbers.
+  std::string one = dir_.file("one");
+  ASSERT_EQ(run_owt({"train", model_, "--out", one, "--max-steps", "6", "--no-progress"}).exit_code, 0);
+  std::string ck = one + "/checkpoints/last.safetensors";
+  CliResult e1 = run_owt({"eval", model_, "--checkpoint", ck, "--json"});
+  CliResult e2 = run_mpi(2, {"eval", model_, "--checkpoint", ck, "--json", "--batch", "8"});
+  ASSERT_EQ(e1.exit_code, 0) << e1.err;
+  ASSERT_EQ(e2.exit_code, 0) << e2.err;
+  EXPECT_EQ(json_field(e1.out, "top1"), json_field(e2.out, "top1"));
+  EXPECT_NEAR(json_field(e1.out, "loss"), json_field(e2.out, "loss"), 1e-5);
+
+  // A K = 2 run, straight vs interrupted and resumed at K = 2, and at K = 1 (batch 2b).
+  std::string straight = dir_.file("straight"), resumed2 = dir_.file("r2"), resumed1 = dir_.file("r1");
+  ASSERT_EQ(run_mpi(2, {"train", model_, "--out", straight, "--max-steps", "12", "--no-progress"}).exit_code, 0);
+  ASSERT_EQ(run_mpi(2, {"train", model_, "--out", resumed2, "--max-steps", "5", "--no-progress"}).exit_code, 0);
+  fs::copy(resumed2, resumed1, fs::copy_options::recursive);
+  CliResult r2 = run_mpi(2, {"train", model_, "--resume", resumed2, "--max-steps", "12", "--no-progress"});
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  CliResult r1 = run_owt({"train", model_, "--resume", resumed1, "--max-steps", "12", "--batch", "32",
+                          "--no-progress"});
+  ASSERT_EQ(r1.exit_code, 0) << r1.err;
+  EXPECT_LE(weight_difference(straight + "/checkpoints/last.safetensors",
+                              resumed2 + "/checkpoints/last.safetensors"), 1e-5);
+  EXPECT_LE(weight_difference(straight + "/checkpoints/last.safetensors",
+                              resumed1 + "/checkpoints/last.safetensors"), 1e-5);
+}
+
+}  // namespace
+}  // namespace owt::test
