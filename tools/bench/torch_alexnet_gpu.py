@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""PyTorch's side of tools/gpu_check.sh: torchvision AlexNet (the architecture of
+models/alexnet_owt.yaml) trained with SGD on synthetic 224x224 data, timed like `owt bench`.
+
+Prints one JSON object: images_per_s, ms_per_step, peak_allocated_bytes (torch.cuda.
+max_memory_allocated) and peak_reserved_bytes.
+
+  python3 tools/bench/torch_alexnet_gpu.py --precision tf32 --batch 128 --iters 30
+"""
+import argparse
+import json
+import sys
+import time
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--precision", choices=["tf32", "fp32-strict", "bf16"], default="tf32")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=5)
+    args = ap.parse_args()
+
+    import torch
+    import torchvision
+
+    if not torch.cuda.is_available():
+        print("torch_alexnet_gpu.py: torch sees no CUDA device", file=sys.stderr)
+        return 2
+    dev = torch.device("cuda")
+    tf32 = args.precision != "fp32-strict"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = True  # as owt: the fastest algorithm per shape, found once
+
+    model = torchvision.models.alexnet(num_classes=1000).to(dev)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x = torch.randn(args.batch, 3, 224, 224, device=dev)
+    y = torch.randint(0, 1000, (args.batch,), device=dev)
+    use_bf16 = args.precision == "bf16"
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(args.warmup):
+        step()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(args.iters):
+        loss = step()
+    torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    print(json.dumps({
+        "precision": args.precision,
+        "batch": args.batch,
+        "iters": args.iters,
+        "images_per_s": args.batch * args.iters / dt,
+        "ms_per_step": 1e3 * dt / args.iters,
+        "peak_allocated_bytes": torch.cuda.max_memory_allocated(),
+        "peak_reserved_bytes": torch.cuda.max_memory_reserved(),
+        "final_loss": float(loss),
+        "torch": torch.__version__,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
