@@ -184,7 +184,7 @@ run_check() {
       t_smi=$(( $(max_of "$tmp/torch_$prec.mem") - idle ))
     fi
     [[ $o != n/a && $t != n/a ]] && ratio=$(python3 -c "print(f'{$o / $t:.2f}x')")
-    rows+=("$(printf '%-6s %12s %12s %8s   %10s %10s   %10s %10s' "$prec" \
+    rows+=("$(printf '%-9s %12s %12s %9s   %10s %10s   %10s %10s' "$prec" \
       "$(fmt1 "$o")" "$(fmt1 "$t")" \
       "$ratio" "$o_peak" "$o_smi" "$t_peak" "$t_smi")")
   done

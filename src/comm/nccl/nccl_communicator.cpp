@@ -161,9 +161,10 @@ class NcclCommunicator : public Communicator {
       OWT_NCCL_CHECK(ncclGroupStart());
       for (int r = 0; r < size_; ++r) {
         if (counts[r] == 0) continue;
-        // recvbuff is read only on the root; elsewhere NCCL ignores it.
-        OWT_NCCL_CHECK(ncclReduce(send + displs[r], r == rank_ ? out : nullptr, counts[r], ncclFloat,
-                                  ncclSum, r, comm_, stream_));
+        // recvbuff is written only on the root; elsewhere NCCL ignores it (a valid pointer
+        // all the same, so no argument check can object).
+        OWT_NCCL_CHECK(ncclReduce(send + displs[r], out, counts[r], ncclFloat, ncclSum, r, comm_,
+                                  stream_));
       }
       OWT_NCCL_CHECK(ncclGroupEnd());
       if (out != recv)
