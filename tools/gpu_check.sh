@@ -191,9 +191,9 @@ run_check() {
 
   echo
   echo "AlexNet-OWT vs torchvision alexnet, 224x224, batch $BATCH, $ITERS timed steps, 1 GPU ($gpu)"
-  printf '%-6s %12s %12s %8s   %10s %10s   %10s %10s\n' precision "owt img/s" "torch img/s" \
+  printf '%-9s %12s %12s %9s   %10s %10s   %10s %10s\n' precision "owt img/s" "torch img/s" \
     "owt/torch" "owt peak" "owt smi" "torch peak" "torch smi"
-  printf '%-6s %12s %12s %8s   %10s %10s   %10s %10s\n' "" "" "" "" "MiB" "MiB" "MiB" "MiB"
+  printf '%-9s %12s %12s %9s   %10s %10s   %10s %10s\n' "" "" "" "" "MiB" "MiB" "MiB" "MiB"
   printf '%s\n' "${rows[@]}"
   echo "peak: allocator peak in use (owt: cuda_memory_stats, when owt bench reports it;"
   echo "torch: max_memory_allocated); smi: max nvidia-smi memory.used minus idle (includes the"
