@@ -1,5 +1,7 @@
-// linear: y = x W^T + b with W (out, in) as in PyTorch. Data-parallel it is replicated; model-
-// parallel it is column-parallel: worker k owns rows [begin, end) of W and b (output features).
+// linear: y = x W^T + b with W (out, in) as in PyTorch, in one of three placements:
+// replicated (data-parallel); column-parallel (worker k owns output rows [begin, end) of W and
+// b: "split, then stack"); row-parallel (its input is a feature shard, worker k owns input
+// columns [begin, end) of W, partial outputs are all-reduced: "split, then add").
 #include "layer_factories.h"
 #include "owt/nn/init.h"
 #include "owt/nn/scratch.h"
@@ -7,78 +9,99 @@
 namespace owt {
 namespace {
 
+enum class LinearMode { Replicated, ColumnParallel, RowParallel };
+
 class LinearLayer : public Layer {
  public:
   LinearLayer(std::string name, int64_t outputs, bool bias, std::string init)
       : Layer(std::move(name)), outputs_(outputs), has_bias_(bias), init_(std::move(init)) {}
   std::string type() const override { return "linear"; }
   bool supports_model_parallel() const override { return true; }
-  bool input_grad_is_partial() const override { return sharded_ && place_.workers > 1; }
+  // Column-parallel: dx = dy_k W_k sums over the workers' output columns.
+  bool input_grad_is_partial() const override {
+    return mode_ == LinearMode::ColumnParallel && place_.workers > 1;
+  }
+  double forward_flops() const override { return 2.0 * in_local_ * out_local_; }
 
   bool output_shard(int64_t* col0, int64_t* cols_total) const override {
-    if (gathers()) return false;
+    if (mode_ != LinearMode::ColumnParallel || place_.gather_output) return false;
     *col0 = weight_.begin;
     *cols_total = outputs_;
     return true;
   }
 
   Shape setup(const Shape& in, const LayerPlacement& place) override {
-    if (place.parallel == Parallel::Model && place.workers > outputs_)
-      throw Error(cat("layer '", name(), "': ", outputs_, " outputs cannot be split over ",
-                      place.workers, " workers"));
-    if (place.input_sharded)
-      throw Error(cat("layer '", name(), "': linear cannot take a feature-sharded input"));
     place_ = place;
-    inputs_ = in.numel();
-    sharded_ = place.parallel == Parallel::Model;
+    const bool model = place.parallel == Parallel::Model;
+    if (place.input_sharded && !model)
+      throw Error(cat("layer '", name(), "': a data-parallel linear cannot take a feature shard"));
+    mode_ = !model ? LinearMode::Replicated
+                   : place.input_sharded ? LinearMode::RowParallel : LinearMode::ColumnParallel;
+    inputs_ = place.input_sharded ? place.in_cols_total : in.numel();
+    const int64_t split = mode_ == LinearMode::RowParallel ? inputs_ : outputs_;
+    if (model && place.workers > split)
+      throw Error(cat("layer '", name(), "': ", split,
+                      mode_ == LinearMode::RowParallel ? " inputs" : " outputs",
+                      " cannot be split over ", place.workers, " workers"));
     Shape w_shape{outputs_, inputs_};
     InitSpec w_init = weight_init(init_, inputs_), b_init = bias_init(init_, inputs_);
-    if (sharded_) {
-      weight_ = make_sharded_param(name() + ".weight", w_shape, 0, place.rank, place.workers, w_init);
-      if (has_bias_)
-        bias_ = make_sharded_param(name() + ".bias", Shape{outputs_}, 0, place.rank, place.workers, b_init);
-    } else {
-      weight_ = make_replicated_param(name() + ".weight", w_shape, w_init);
-      if (has_bias_) bias_ = make_replicated_param(name() + ".bias", Shape{outputs_}, b_init);
+    const std::string w_name = name() + ".weight", b_name = name() + ".bias";
+    switch (mode_) {
+      case LinearMode::Replicated:
+        weight_ = make_replicated_param(w_name, w_shape, w_init);
+        bias_ = make_replicated_param(b_name, Shape{outputs_}, b_init);
+        break;
+      case LinearMode::ColumnParallel:
+        weight_ = make_sharded_param(w_name, w_shape, 0, place.rank, place.workers, w_init);
+        bias_ = make_sharded_param(b_name, Shape{outputs_}, 0, place.rank, place.workers, b_init);
+        break;
+      case LinearMode::RowParallel:  // the bias is added once, after the sum
+        weight_ = make_sharded_param(w_name, w_shape, 1, place.rank, place.workers, w_init);
+        bias_ = make_replicated_param(b_name, Shape{outputs_}, b_init);
+        OWT_CHECK(weight_.begin == place.in_col0 && weight_.end - weight_.begin == in.numel(),
+                  "row-parallel input shard does not match the weight shard");
+        break;
     }
-    local_ = weight_.end - weight_.begin;
-    return Shape{gathers() ? outputs_ : local_};
+    in_local_ = mode_ == LinearMode::RowParallel ? in.numel() : inputs_;
+    out_local_ = mode_ == LinearMode::ColumnParallel ? weight_.end - weight_.begin : outputs_;
+    return Shape{mode_ == LinearMode::ColumnParallel && !place.gather_output ? out_local_ : outputs_};
   }
 
-  // x (rows, in) -> y (rows, out) gathered, or (rows, local) for a shard that stays a shard.
+  // x (rows, in_local) -> y (rows, outputs), or (rows, out_local) for a shard kept a shard.
   void forward(RunContext& ctx, const Tensor& x, Tensor& y) override {
-    int rows = static_cast<int>(x.size(0));
-    bool gather = gathers_across_workers();
-    Tensor local = gather ? local_out_.get(ctx.backend, Shape{rows, local_}) : y;
-    ctx.backend.gemm(Trans::N, Trans::T, rows, static_cast<int>(local_), static_cast<int>(inputs_),
-                     1.f, x.f32(), static_cast<int>(inputs_), weight_.value.f32(),
-                     static_cast<int>(inputs_), 0.f, local.f32(), static_cast<int>(local_));
-    if (has_bias_) ctx.backend.add_row_vector(local.f32(), bias_.value.f32(), rows, static_cast<int>(local_));
+    const int rows = static_cast<int>(x.size(0)), in = static_cast<int>(in_local_);
+    const int out = static_cast<int>(out_local_);
+    const bool gather = gathers_across_workers();
+    Tensor local = gather ? local_out_.get(ctx.backend, Shape{rows, out_local_}) : y;
+    ctx.backend.gemm(Trans::N, Trans::T, rows, out, in, 1.f, x.f32(), in, weight_.value.f32(), in,
+                     0.f, local.f32(), out);
+    if (mode_ == LinearMode::RowParallel && place_.workers > 1)
+      ctx.comm.all_reduce(local.f32(), local.numel());
+    if (has_bias_) ctx.backend.add_row_vector(local.f32(), bias_.value.f32(), rows, out);
     if (gather) gather_columns(ctx, local, y);
   }
 
   void backward(RunContext& ctx, const Tensor& x, const Tensor&, const Tensor& dy,
                 Tensor* dx) override {
-    int rows = static_cast<int>(x.size(0));
-    int in = static_cast<int>(inputs_), n = static_cast<int>(local_);
-    // This worker's columns of dy: (rows, local).
+    const int rows = static_cast<int>(x.size(0)), in = static_cast<int>(in_local_);
+    const int out = static_cast<int>(out_local_);
+    // This worker's columns of dy: (rows, out_local).
     Tensor dy_local = dy;
     if (gathers_across_workers()) {
-      dy_local = local_out_.get(ctx.backend, Shape{rows, local_});
+      dy_local = local_out_.get(ctx.backend, Shape{rows, out_local_});
       ctx.backend.copy_columns(dy.f32(), static_cast<int>(outputs_), static_cast<int>(weight_.begin),
-                               dy_local.f32(), n, 0, rows, n);
+                               dy_local.f32(), out, 0, rows, out);
     }
-    // dW (local, in) += dy_local^T x ; db += column sums of dy_local.
-    ctx.backend.gemm(Trans::T, Trans::N, n, in, rows, 1.f, dy_local.f32(), n, x.f32(), in, 1.f,
+    // dW (out_local, in_local) += dy_local^T x ; db += column sums of dy_local.
+    ctx.backend.gemm(Trans::T, Trans::N, out, in, rows, 1.f, dy_local.f32(), out, x.f32(), in, 1.f,
                      weight_.grad.f32(), in);
-    if (has_bias_) ctx.backend.sum_rows(dy_local.f32(), bias_.grad.f32(), rows, n);
-    // dx (rows, in) = dy_local W_local: a partial sum over workers when sharded.
+    if (has_bias_) ctx.backend.sum_rows(dy_local.f32(), bias_.grad.f32(), rows, out);
+    // dx (rows, in_local) = dy_local W: partial over workers when column-parallel, this
+    // worker's own input shard when row-parallel.
     if (dx)
-      ctx.backend.gemm(Trans::N, Trans::N, rows, in, n, 1.f, dy_local.f32(), n,
+      ctx.backend.gemm(Trans::N, Trans::N, rows, in, out, 1.f, dy_local.f32(), out,
                        weight_.value.f32(), in, 0.f, dx->f32(), in);
   }
-
-  double forward_flops() const override { return 2.0 * inputs_ * local_; }
 
   std::vector<Param*> params() override {
     if (has_bias_) return {&weight_, &bias_};
@@ -86,15 +109,13 @@ class LinearLayer : public Layer {
   }
 
  private:
-  // The output is whole (replicated layer, or a shard that is gathered).
-  bool gathers() const { return !sharded_ || place_.gather_output; }
-  // This worker computes a shard of the columns and all-gathers the others.
+  // Column-parallel with a whole output: compute a shard of the columns, gather the others.
   bool gathers_across_workers() const {
-    return sharded_ && place_.gather_output && place_.workers > 1;
+    return mode_ == LinearMode::ColumnParallel && place_.gather_output && place_.workers > 1;
   }
 
-  // local (rows, local) on every worker -> y (rows, outputs): all-gather, then interleave the
-  // K column blocks ("split, then stack").
+  // local (rows, out_local) on every worker -> y (rows, outputs): all-gather, then interleave
+  // the K column blocks ("split, then stack").
   void gather_columns(RunContext& ctx, const Tensor& local, Tensor& y) {
     int rows = static_cast<int>(local.size(0)), K = place_.workers;
     std::vector<size_t> counts = shard_counts(outputs_, K, rows);
@@ -109,14 +130,15 @@ class LinearLayer : public Layer {
     }
   }
 
-  int64_t outputs_, inputs_ = 0, local_ = 0;
+  int64_t outputs_, inputs_ = 0;        // full widths
+  int64_t in_local_ = 0, out_local_ = 0;  // this worker's part of W: (out_local, in_local)
   bool has_bias_;
   std::string init_;
-  bool sharded_ = false;
+  LinearMode mode_ = LinearMode::Replicated;
   LayerPlacement place_;
-  Param weight_, bias_;       // weight (local, in), bias (local)
-  Scratch local_out_;         // (rows, local) this worker's output columns
-  Scratch gathered_;          // (K blocks of (rows, local_r)) as received
+  Param weight_, bias_;  // weight (out_local, in_local), bias (out_local) or (outputs)
+  Scratch local_out_;    // (rows, out_local) this worker's output columns
+  Scratch gathered_;     // (K blocks of (rows, out_local_r)) as received
 };
 
 }  // namespace

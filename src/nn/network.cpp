@@ -12,6 +12,7 @@ namespace {
 
 struct GenericKeys {
   std::string parallel;  // "", "data" or "model"
+  std::string split;     // model-parallel linear: "auto", "output" (column) or "input" (row)
   double lr_mult = 1, wd_mult = 1;
   bool freeze = false;
 };
@@ -19,6 +20,7 @@ struct GenericKeys {
 GenericKeys read_generic_keys(ConfigMap& cfg) {
   GenericKeys g;
   g.parallel = cfg.get_choice("parallel", {"", "data", "model"}, "");
+  g.split = cfg.get_choice("split", {"auto", "output", "input"}, "auto");
   g.lr_mult = cfg.get_float("lr_mult", 1.0);
   if (g.lr_mult < 0) cfg.fail("lr_mult", "must be zero or positive");
   g.wd_mult = cfg.get_float("wd_mult", 1.0);
@@ -55,6 +57,9 @@ Network::Network(const ModelConfig& cfg, int rank, int workers, ParallelMode mod
     if (generic.back().parallel == "model" && !layer->supports_model_parallel())
       throw Error(cat(lc.where("parallel"), ": ", lc.what(), ": a ", layer->type(),
                       " layer cannot be model-parallel (only linear layers can)"));
+    if (lc.has("split") && !layer->supports_model_parallel())
+      throw Error(cat(lc.where("split"), ": ", lc.what(), ": only model-parallel linear layers "
+                      "have a split"));
     where.push_back(lc.where("parallel"));
     layers_.push_back(std::move(layer));
   }
@@ -73,8 +78,48 @@ Network::Network(const ModelConfig& cfg, int rank, int workers, ParallelMode mod
     sharded[i] = model;
   }
 
-  // Shapes and placements; a model-parallel layer keeps its output a shard when only
-  // shard-preserving layers stand between it and the loss.
+  // Every layer's unsharded width, from a one-worker shape pass.
+  std::vector<int64_t> full_in(size()), full_out(size());
+  {
+    Shape probe = cfg.input;
+    for (size_t i = 0; i < size(); ++i) {
+      full_in[i] = probe.numel();
+      try {  // a shape the layer cannot take is a model-file error: say where the layer is
+        probe = layers_[i]->setup(probe, LayerPlacement{});
+      } catch (const Error& e) {
+        throw Error(cat(where[i], ": ", e.what()));
+      }
+      full_out[i] = probe.numel();
+    }
+  }
+  // The next layer after i that is not shard-preserving (relu, dropout, flatten).
+  auto consumer = [&](size_t i) {
+    size_t j = i + 1;
+    while (j < size() && !layers_[j]->as_loss() && layers_[j]->preserves_feature_shard()) ++j;
+    return j;
+  };
+  // A model-parallel linear i leaves its output as a feature shard when the loss takes it
+  // (sharded softmax), or when the next linear j runs row-parallel ("split, then add"), which
+  // the plan picks when it moves fewer elements per row than column-parallel (DESIGN §4):
+  //   row: all-reduce j's outputs (2·out_j) vs column: gather i's outputs, all-reduce j's
+  //   partial input gradients (in_j + 2·in_j), and gather j's own outputs (out_j) unless the
+  //   loss takes them sharded. B and the (K-1)/K factors are common to both and cancel.
+  std::vector<bool> keep_shard(size(), false);
+  for (size_t i = 0; i + 1 < size(); ++i) {
+    if (!sharded[i]) continue;
+    size_t j = consumer(i);
+    if (layers_[j]->as_loss()) {
+      keep_shard[i] = true;
+    } else if (sharded[j]) {
+      bool j_gathers = !layers_[consumer(j)]->as_loss();
+      double row = 2.0 * full_out[j];
+      double col = 3.0 * full_in[j] + (j_gathers ? full_out[j] : 0.0);
+      keep_shard[i] = generic[j].split == "input" || (generic[j].split == "auto" && row < col);
+    }
+  }
+
+  // Placements and the real shapes. Replicated params of layers in the model-parallel stage
+  // see the whole global batch on every worker: their gradients are already complete.
   placements_.resize(size());
   Shape shape = cfg.input;
   bool input_sharded = false;
@@ -84,25 +129,25 @@ Network::Network(const ModelConfig& cfg, int rank, int workers, ParallelMode mod
     p.rank = rank;
     p.workers = workers;
     p.parallel = sharded[i] ? Parallel::Model : Parallel::Data;
-    if (i >= transition_ && layers_[i]->as_loss()) p.parallel = Parallel::Model;
     p.input_sharded = input_sharded;
     p.in_col0 = col0;
     p.in_cols_total = cols_total;
-    if (sharded[i]) {
-      size_t j = i + 1;
-      while (j < size() && !layers_[j]->as_loss() && layers_[j]->preserves_feature_shard()) ++j;
-      p.gather_output = !(j < size() && layers_[j]->as_loss());
-    }
+    p.gather_output = !keep_shard[i];
     in_shapes_.push_back(shape);
-    try {  // a shape the layer cannot take is a model-file error: say where the layer is
+    try {
       shape = layers_[i]->setup(shape, p);
     } catch (const Error& e) {
       throw Error(cat(where[i], ": ", e.what()));
     }
     out_shapes_.push_back(shape);
-    if (layers_[i]->output_shard(&col0, &cols_total)) input_sharded = true;
+    if (!layers_[i]->preserves_feature_shard())
+      input_sharded = layers_[i]->output_shard(&col0, &cols_total);
+    if (has_model_parallel_stage() && i >= transition_)
+      for (Param* param : layers_[i]->params())
+        if (param->layout == Layout::Replicated) param->grad_needs_sum = false;
   }
-  int64_t logits = input_sharded ? cols_total : out_shapes_.back().numel();
+  const LayerPlacement& at_loss = placements_.back();
+  int64_t logits = at_loss.input_sharded ? at_loss.in_cols_total : in_shapes_.back().numel();
   if (logits != cfg.classes)
     throw Error(cat(cfg.file, ": the last layer before the loss gives ", logits,
                     " outputs but the model has classes: ", cfg.classes));

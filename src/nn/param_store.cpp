@@ -7,10 +7,10 @@ namespace owt {
 
 ParamStore::ParamStore(std::vector<Param*> params, Backend& backend) : params_(std::move(params)) {
   for (auto it = params_.rbegin(); it != params_.rend(); ++it)
-    if ((*it)->layout == Layout::Replicated) replicated_.push_back(*it);
+    if ((*it)->summed_over_workers()) summed_.push_back(*it);
   for (Param* p : params_)
-    if (p->layout == Layout::Sharded) sharded_.push_back(p);
-  const std::vector<Param*>* groups[2] = {&replicated_, &sharded_};
+    if (!p->summed_over_workers()) model_stage_.push_back(p);
+  const std::vector<Param*>* groups[2] = {&summed_, &model_stage_};
   for (int g = 0; g < 2; ++g) {
     for (Param* p : *groups[g]) sizes_[g] += p->local_shape().numel();
     size_t n = std::max<size_t>(sizes_[g], 1);
@@ -32,7 +32,7 @@ ParamStore::ParamStore(std::vector<Param*> params, Backend& backend) : params_(s
 
 size_t ParamStore::offset_of(const Param* p) const {
   size_t offset = 0;
-  for (Param* q : p->layout == Layout::Replicated ? replicated_ : sharded_) {
+  for (Param* q : p->summed_over_workers() ? summed_ : model_stage_) {
     if (q == p) return offset;
     offset += q->local_shape().numel();
   }
@@ -44,6 +44,8 @@ void ParamStore::zero_grads(Backend& backend) {
   for (int g = 0; g < 2; ++g) backend.fill(grads_[g].f32(), sizes_[g], 0.f);
 }
 
-void ParamStore::zero_sharded_grads(Backend& backend) { backend.fill(grads_[1].f32(), sizes_[1], 0.f); }
+void ParamStore::zero_model_stage_grads(Backend& backend) {
+  backend.fill(grads_[1].f32(), sizes_[1], 0.f);
+}
 
 }  // namespace owt

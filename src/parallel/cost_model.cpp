@@ -23,6 +23,9 @@ LinearCosts linear_costs(int64_t batch, int64_t inputs, int64_t outputs, bool bi
 
 namespace {
 
+// Output features of a linear layer: rows of its (out, in) weight.
+int64_t full_params_rows(Layer& layer) { return layer.params().front()->full_shape[0]; }
+
 int64_t full_params(Layer& layer) {
   int64_t n = 0;
   for (Param* p : layer.params()) n += p->full_shape.numel();
@@ -58,19 +61,23 @@ PlanReport plan_costs(const ModelConfig& cfg, int K, int64_t batch, double bandw
     fwd_flops_one += one.layer(i).forward_flops() * B;
     const double in = static_cast<double>(net.input_shape(i).numel());
     if (layer.supports_model_parallel()) {
-      int64_t outputs = layer.params().front()->full_shape[0];
-      LinearCosts lc = linear_costs(B, static_cast<int64_t>(in), outputs, layer.params().size() > 1, K);
+      const Shape& w = layer.params().front()->full_shape;  // (out, in)
+      LinearCosts lc = linear_costs(B, w[1], w[0], layer.params().size() > 1, K);
       c.model_parallel = std::min(lc.split_output, lc.split_input);
     }
+    const LayerPlacement& place = net.placement(i);
     if (!in_mp) {
       c.hybrid = c.data_parallel;
     } else if (layer.as_loss()) {
-      // (max, sum-exp) pairs gathered, target logits summed, top-k candidates gathered.
-      c.hybrid = all_gather_cost(2.0 * B * K, K) + all_reduce_cost(B, K) +
-                 all_gather_cost(2.0 * topk * B * K, K);
-    } else if (net.placement(i).parallel == Parallel::Model) {
-      int64_t outputs = layer.params().front()->full_shape[0];
-      if (net.placement(i).gather_output) c.hybrid += all_gather_cost(static_cast<double>(B) * outputs, K);
+      // Over a class shard: (max, sum-exp) pairs gathered, target logits summed, top-k
+      // candidates gathered. Over whole logits every worker computes the same loss alone.
+      if (place.input_sharded)
+        c.hybrid = all_gather_cost(2.0 * B * K, K) + all_reduce_cost(B, K) +
+                   all_gather_cost(2.0 * topk * B * K, K);
+    } else if (place.parallel == Parallel::Model && place.input_sharded) {
+      c.hybrid = all_reduce_cost(static_cast<double>(B) * full_params_rows(layer), K);  // row-parallel
+    } else if (place.parallel == Parallel::Model) {  // column-parallel
+      if (place.gather_output) c.hybrid += all_gather_cost(static_cast<double>(B) * full_params_rows(layer), K);
       if (i != t) c.hybrid += all_reduce_cost(B * in, K);  // partial input gradients
     }
     r.layers.push_back(c);

@@ -10,7 +10,7 @@ GradBuckets::GradBuckets(const ParamStore& store, Communicator& comm, size_t buc
     : store_(store), comm_(comm), bucket_elems_(std::max<size_t>(1, bucket_bytes / sizeof(float))) {}
 
 void GradBuckets::ready(const Param* p) {
-  if (p->layout != Layout::Replicated || comm_.size() == 1) return;
+  if (!p->summed_over_workers() || comm_.size() == 1) return;
   size_t end = store_.offset_of(p) + p->local_shape().numel();
   ready_end_ = std::max(ready_end_, end);
   // Launch whole buckets only; the tail goes in finish().
@@ -21,13 +21,13 @@ void GradBuckets::ready(const Param* p) {
 void GradBuckets::launch_until(size_t end) {
   while (launched_end_ < end) {
     size_t n = std::min(bucket_elems_, end - launched_end_);
-    inflight_.push_back(comm_.all_reduce_async(store_.replicated_grads() + launched_end_, n));
+    inflight_.push_back(comm_.all_reduce_async(store_.summed_grads() + launched_end_, n));
     launched_end_ += n;
   }
 }
 
 void GradBuckets::finish() {
-  if (comm_.size() > 1) launch_until(store_.replicated_size());
+  if (comm_.size() > 1) launch_until(store_.summed_size());
   for (auto& h : inflight_) h->wait();
   inflight_.clear();
   ready_end_ = launched_end_ = 0;

@@ -10,6 +10,7 @@
 #include "owt/parallel/hybrid_step.h"
 #include "owt/train/evaluate.h"
 #include "owt/train/optimizer.h"
+#include "owt/train/train_step.h"
 
 namespace owt {
 
@@ -37,17 +38,8 @@ BenchResult run_benchmark(const ModelConfig& cfg, const BenchOptions& opt, Backe
   backend.from_host(labels.data(), y.i32(), B * sizeof(int32_t));
   BatchRows rows = split_rows(B, comm.rank(), K);
 
-  std::vector<Param*> sharded;
-  for (Param* p : store.params())
-    if (p->layout == Layout::Sharded) sharded.push_back(p);
-  auto step = [&](int64_t s) {
-    stepper.train(x, y, labels.data(), rows, s, cfg.seed, [&] {
-      sgd.step(sharded, cfg.solver.lr, backend);
-      store.zero_sharded_grads(backend);
-    });
-    sgd.step(store.params(), cfg.solver.lr, backend);
-    backend.synchronize();
-  };
+  TrainStep train_step(stepper, store, sgd, backend, cfg, net);
+  auto step = [&](int64_t s) { train_step.run(x, y, labels.data(), rows, s, cfg.solver.lr); };
   for (int64_t s = 0; s < opt.warmup; ++s) step(s);
   comm.barrier();
   comm.reset_counters();

@@ -15,24 +15,56 @@ namespace {
 const char* kStatePrefix = "optim.";
 const char* kStateSuffix = ".momentum_buffer";
 
-// The whole tensor on every worker: a shard is all-gathered along its axis (axis 0 only).
+// A tensor viewed around its sharded axis: (outer, axis, inner).
+struct AxisView {
+  int64_t outer = 1, inner = 1;
+};
+AxisView around_axis(const Shape& s, int axis) {
+  AxisView v;
+  for (int d = 0; d < axis; ++d) v.outer *= s[d];
+  for (int d = axis + 1; d < s.rank(); ++d) v.inner *= s[d];
+  return v;
+}
+
+}  // namespace
+
+// Shards are all-gathered, then each worker's block (outer, local_r, inner) is placed at
+// [.., begin_r : end_r, ..] of the whole.
 std::vector<float> gather_whole(const Param& p, const Tensor& local, Backend& backend,
                                 Communicator& comm) {
   std::vector<float> mine(local.numel());
   backend.to_host(local.f32(), mine.data(), mine.size() * sizeof(float));
   if (p.layout == Layout::Replicated || comm.size() == 1) return mine;
-  OWT_CHECK(p.axis == 0, "checkpoints gather shards along axis 0 only");
-  std::vector<float> whole(p.full_shape.numel());
-  comm.all_gather(mine.data(), whole.data(),
-                  shard_counts(p.full_shape[0], comm.size(), p.full_shape.numel() / p.full_shape[0]));
+  const int K = comm.size();
+  const int64_t full = p.full_shape[p.axis];
+  const AxisView v = around_axis(p.full_shape, p.axis);
+  std::vector<float> blocks(p.full_shape.numel()), whole(p.full_shape.numel());
+  comm.all_gather(mine.data(), blocks.data(), shard_counts(full, K, v.outer * v.inner));
+  size_t offset = 0;
+  for (int r = 0; r < K; ++r) {
+    const int64_t begin = shard_begin(full, r, K), n = shard_end(full, r, K) - begin;
+    for (int64_t o = 0; o < v.outer; ++o)
+      std::copy_n(blocks.data() + offset + o * n * v.inner, n * v.inner,
+                  whole.data() + (o * full + begin) * v.inner);
+    offset += v.outer * n * v.inner;
+  }
   return whole;
 }
 
-// Copies this worker's part of a whole tensor (its shard rows, or all of it) to `dst`.
+namespace {
+
+// Copies this worker's part of a whole tensor (its shard, or all of it) to `dst`.
 void upload_shard(const Param& p, const std::vector<float>& whole, const Tensor& dst, Backend& backend) {
-  int64_t row = p.full_shape.numel() / std::max<int64_t>(1, p.full_shape[0]);
-  int64_t begin = p.layout == Layout::Sharded ? p.begin * row : 0;
-  backend.from_host(whole.data() + begin, dst.f32(), dst.numel() * sizeof(float));
+  if (p.layout == Layout::Replicated) {
+    backend.from_host(whole.data(), dst.f32(), dst.numel() * sizeof(float));
+    return;
+  }
+  const int64_t full = p.full_shape[p.axis], n = p.end - p.begin;
+  const AxisView v = around_axis(p.full_shape, p.axis);
+  std::vector<float> mine(v.outer * n * v.inner);
+  for (int64_t o = 0; o < v.outer; ++o)
+    std::copy_n(whole.data() + (o * full + p.begin) * v.inner, n * v.inner, mine.data() + o * n * v.inner);
+  backend.from_host(mine.data(), dst.f32(), dst.numel() * sizeof(float));
 }
 
 }  // namespace

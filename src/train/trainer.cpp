@@ -17,6 +17,7 @@
 #include "owt/train/evaluate.h"
 #include "owt/train/metrics.h"
 #include "owt/train/optimizer.h"
+#include "owt/train/train_step.h"
 
 namespace owt {
 namespace {
@@ -140,10 +141,7 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
   if (opt.max_steps > 0) total_steps = std::min(total_steps, opt.max_steps);
   LrSchedule schedule(cfg.solver, steps_per_epoch, cfg.solver.epochs * steps_per_epoch);
 
-  std::vector<Param*> sharded, replicated;
-  for (Param* p : store.params()) (p->layout == Layout::Sharded ? sharded : replicated).push_back(p);
-  const bool block_update = cfg.parallel.fc_update == "block" && net.has_model_parallel_stage() &&
-                            cfg.parallel.transition == "pipelined";
+  TrainStep train_step(stepper, store, sgd, backend, cfg, net);
 
   // Everything is checked; only now does rank 0 create the run directory.
   TrainSummary summary;
@@ -198,13 +196,7 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
       backend.from_host(labels_host.data(), labels_dev.i32(), B * sizeof(int32_t));
       data_wait += seconds_since(t0);
       lr = schedule.at(step);
-      EvalCounts c = stepper.train(x_dev, labels_dev, labels_host.data(), split, step, cfg.seed,
-                                   [&] {
-                                     sgd.step(sharded, lr, backend);
-                                     store.zero_sharded_grads(backend);
-                                   });
-      sgd.step(block_update ? replicated : store.params(), lr, backend);
-      backend.synchronize();
+      EvalCounts c = train_step.run(x_dev, labels_dev, labels_host.data(), split, step, lr);
       epoch_seconds += seconds_since(t0);
       seen.loss_sum += c.loss_sum;
       seen.top1 += c.top1;

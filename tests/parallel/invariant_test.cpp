@@ -12,8 +12,9 @@
 #include "owt/nn/param_store.h"
 #include "owt/parallel/cost_model.h"
 #include "owt/parallel/hybrid_step.h"
+#include "owt/train/checkpoint.h"
 #include "owt/train/evaluate.h"
-#include "owt/train/optimizer.h"
+#include "owt/train/train_step.h"
 
 namespace owt {
 namespace {
@@ -72,9 +73,7 @@ Trained train_steps(const ModelConfig& cfg, Communicator& comm, ParallelMode mod
   const int64_t per = cfg.input.numel();
   Tensor x = backend->empty(cfg.input.with_batch(b));
   Tensor y = backend->empty(Shape{B}, DType::I32);
-  std::vector<Param*> sharded;
-  for (Param* p : store.params())
-    if (p->layout == Layout::Sharded) sharded.push_back(p);
+  TrainStep train_step(stepper, store, sgd, *backend, cfg, net);
   Trained out;
   for (int s = 0; s < steps; ++s) {
     std::vector<float> xs(b * per);
@@ -85,24 +84,11 @@ Trained train_steps(const ModelConfig& cfg, Communicator& comm, ParallelMode mod
     backend->from_host(xs.data(), x.f32(), xs.size() * sizeof(float));
     backend->from_host(labels.data(), y.i32(), B * sizeof(int32_t));
     comm.reset_counters();
-    EvalCounts c = stepper.train(x, y, labels.data(), rows, s, cfg.seed, [&] {
-      sgd.step(sharded, cfg.solver.lr, *backend);
-      store.zero_sharded_grads(*backend);
-    });
-    sgd.step(store.params(), cfg.solver.lr, *backend);
+    EvalCounts c = train_step.run(x, y, labels.data(), rows, s, cfg.solver.lr);
     out.losses.push_back(c.loss_sum / B);
     out.last_step_elements = static_cast<double>(comm.total_elements_sent());
   }
-  for (Param* p : store.params()) {
-    std::vector<float> mine(p->value.numel()), whole(p->full_shape.numel());
-    backend->to_host(p->value.f32(), mine.data(), mine.size() * sizeof(float));
-    if (p->layout == Layout::Sharded && K > 1)
-      comm.all_gather(mine.data(), whole.data(),
-                      shard_counts(p->full_shape[0], K, p->full_shape.numel() / p->full_shape[0]));
-    else
-      whole = mine;
-    out.params.push_back(whole);
-  }
+  for (Param* p : store.params()) out.params.push_back(gather_whole(*p, p->value, *backend, comm));
   return out;
 }
 

@@ -37,6 +37,7 @@ struct LayerPlacement {
   // leave it as a feature shard for the next layers (false: the logits fed to the loss).
   bool gather_output = true;
   // When the input is itself a feature shard: its global column offset and the full width.
+  // A model-parallel linear with a sharded input runs row-parallel ("split, then add").
   bool input_sharded = false;
   int64_t in_col0 = 0, in_cols_total = 0;
 };

@@ -29,9 +29,15 @@ struct Param {
   float lr_mult = 1.f;
   float wd_mult = 1.f;
   bool frozen = false;
+  // Replicated params are summed over workers after backward, unless each worker already
+  // computed the whole gradient (layers that see the whole global batch on every worker).
+  bool grad_needs_sum = true;
   Tensor value;           // local shape: full_shape with `axis` cut to [begin, end)
   Tensor grad;            // same shape as value; accumulated by backward, zeroed each step
   Tensor state;           // optimizer state (SGD momentum), same shape as value
+
+  // Its gradient is summed over workers (replicated, computed on this worker's rows only).
+  bool summed_over_workers() const { return layout == Layout::Replicated && grad_needs_sum; }
 
   Shape local_shape() const {
     if (layout == Layout::Replicated) return full_shape;

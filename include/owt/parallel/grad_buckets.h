@@ -22,7 +22,7 @@ class GradBuckets {
   const ParamStore& store_;
   Communicator& comm_;
   size_t bucket_elems_;
-  size_t ready_end_ = 0;     // replicated buffer [0, ready_end_) holds final gradients
+  size_t ready_end_ = 0;     // summed buffer [0, ready_end_) holds final gradients
   size_t launched_end_ = 0;  // [0, launched_end_) has an all-reduce in flight or done
   std::vector<std::unique_ptr<CommHandle>> inflight_;
 };

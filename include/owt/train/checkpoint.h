@@ -20,6 +20,11 @@ struct CheckpointMeta {
   bool best = false;  // also write best.safetensors
 };
 
+// Collective: `local` (p.value, p.state or p.grad of this worker) as the whole tensor of
+// p.full_shape, on every worker (host memory).
+std::vector<float> gather_whole(const Param& p, const Tensor& local, Backend& backend,
+                                Communicator& comm);
+
 // Collective: every worker calls it; rank 0 writes `path`.
 void save_checkpoint(const std::string& path, const ParamStore& store, const CheckpointMeta& meta,
                      Backend& backend, Communicator& comm);

@@ -30,7 +30,7 @@ const std::vector<std::string> kLayers = {
     "{name: fc1, type: linear, outputs: 16}",                 // line 9
     "{name: relu2, type: relu}",                              // line 10
     "{name: drop1, type: dropout, rate: 0.5}",                // line 11
-    "{name: fc2, type: linear, outputs: 10}",                 // line 12
+    "{name: fc2, type: linear, outputs: 10, split: output}",  // line 12: column-parallel
     "{name: loss, type: softmax_cross_entropy}",              // line 13
 };
 
@@ -86,6 +86,41 @@ TEST(Network, DefaultPlanConvDataLinearModel) {
   for (Param* p : net.params()) names.push_back(p->name);
   EXPECT_EQ(names, (std::vector<std::string>{"conv1.weight", "conv1.bias", "fc1.weight", "fc1.bias",
                                              "fc2.weight", "fc2.bias"}));
+}
+
+TEST(Network, AutoSplitPicksRowParallelWhenItMovesLess) {
+  // fc1 (144 -> 16) then fc2 (16 -> 10): row-parallel fc2 all-reduces 10 outputs per row;
+  // column-parallel would gather fc1's 16 outputs and all-reduce 16 partial input gradients.
+  std::vector<std::string> layers = kLayers;
+  layers[6] = "{name: fc2, type: linear, outputs: 10}";
+  for (int rank = 0; rank < 2; ++rank) {
+    Network net = build(layers, rank, 2);
+    const size_t fc1 = index_of(net, "fc1"), fc2 = index_of(net, "fc2");
+    EXPECT_FALSE(net.placement(fc1).gather_output);
+    EXPECT_EQ(net.output_shape(fc1), (Shape{8}));
+    EXPECT_TRUE(net.placement(fc2).input_sharded);
+    EXPECT_EQ(net.placement(fc2).in_col0, 8 * rank);
+    EXPECT_EQ(net.output_shape(fc2), (Shape{10}));  // whole: partial sums all-reduced
+    EXPECT_FALSE(net.layer(fc2).input_grad_is_partial());
+    auto params = net.layer(fc2).params();
+    EXPECT_EQ(params[0]->layout, Layout::Sharded);
+    EXPECT_EQ(params[0]->axis, 1);
+    EXPECT_EQ(params[0]->local_shape(), (Shape{10, 8}));
+    EXPECT_EQ(params[1]->layout, Layout::Replicated);
+    EXPECT_FALSE(params[1]->summed_over_workers()) << "every worker sees the whole batch";
+    EXPECT_FALSE(net.placement(net.size() - 1).input_sharded);
+    for (Param* p : net.layer(0).params()) EXPECT_TRUE(p->summed_over_workers());
+  }
+  // A wide second layer stays column-parallel: 2 * 4096 outputs > 3 * 16 inputs.
+  layers[6] = "{name: fc2, type: linear, outputs: 4096}";
+  Network wide = build(layers, 0, 2, ParallelMode::Owt, 4096);
+  EXPECT_TRUE(wide.placement(index_of(wide, "fc1")).gather_output);
+  EXPECT_FALSE(wide.placement(index_of(wide, "fc2")).input_sharded);
+  // The model file can force either split.
+  layers[6] = "{name: fc2, type: linear, outputs: 10, split: input}";
+  EXPECT_TRUE(build(layers, 0, 2).placement(6).input_sharded);
+  layers[3] = "{name: fc1, type: conv, filters: 2, size: 3, split: input}";
+  expect_error([&] { build(layers); }, {"test.yaml:9", "split"});
 }
 
 TEST(Network, TransitionIsTheFirstModelParallelLinear) {
@@ -251,7 +286,7 @@ TEST(Network, SetupErrorsNameTheModelFileLine) {
   layers[2] = "{name: pool1, type: maxpool, size: 16}";
   expect_error([&] { build(layers); }, {"test.yaml:8", "pool1", "does not fit"});
   layers = kLayers;
-  layers[6] = "{name: fc2, type: linear, outputs: 10}";
+  layers[6] = "{name: fc2, type: linear, outputs: 10, split: output}";
   expect_error([&] { build(layers, 0, 11); }, {"test.yaml:12", "fc2", "11 workers"});
 }
 

@@ -198,7 +198,10 @@ TEST(ModelConfig, FmnistLoadsAndBuilds) {
       EXPECT_EQ(net.layer(net.transition()).name(), "fc1");
       EXPECT_TRUE(net.has_model_parallel_stage());
       EXPECT_EQ(net.input_shape(net.transition()), (Shape{64, 7, 7}));
-      EXPECT_EQ(net.output_shape(net.transition()), (Shape{1024}));  // gathered for fc2
+      // fc2 (1024 -> 10) runs row-parallel, so fc1 keeps its output a feature shard.
+      const int64_t shard = static_cast<int64_t>(shard_end(1024, rank, workers) - shard_begin(1024, rank, workers));
+      EXPECT_EQ(net.output_shape(net.transition()), (Shape{shard}));
+      EXPECT_TRUE(net.placement(net.size() - 2).input_sharded);
     }
   }
   Network dp(m, 0, 2, ParallelMode::DataOnly);
