@@ -46,10 +46,11 @@ void add_bench_command(CLI::App& app, CommandRunner& run) {
       if (args->json) {
         std::printf("{\"model\": \"%s\", \"workers\": %d, \"batch\": %lld, \"iters\": %lld, "
                     "\"images_per_s\": %.2f, \"ms_per_step\": %.3f, \"gflops_per_worker\": %.2f, "
-                    "\"bytes_per_step\": {%s}}\n",
+                    "\"peak_gpu_bytes\": %llu, \"bytes_per_step\": {%s}}\n",
                     cfg.name.c_str(), r.workers, static_cast<long long>(r.batch),
                     static_cast<long long>(r.iters), r.images_per_s, 1e3 * r.seconds_per_step,
-                    r.gflops_per_worker, bytes.c_str());
+                    r.gflops_per_worker, static_cast<unsigned long long>(r.peak_gpu_bytes),
+                    bytes.c_str());
       } else {
         std::printf("%s: %d worker(s) x batch %lld: %.1f images/s, %.2f ms/step, %.1f GFLOP/s per "
                     "worker (%.2f GFLOP forward per step)\n",

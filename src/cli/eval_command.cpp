@@ -46,7 +46,8 @@ void add_eval_command(CLI::App& app, CommandRunner& run) {
       apply_overrides(cfg, overrides);
       if (cfg.data.path.empty())
         throw Error(cat(cfg.file, ": no data set: give data.path in the model file or --data DIR"));
-      auto data = open_dataset(cfg.data.format, cfg.data.path, args->split);
+      auto data = open_dataset(cfg.data.format, cfg.data.path, args->split,
+                               DatasetOptions{cfg.data.strict});
       Transform tf(cfg.data.eval, data->example_shape(), cfg.seed);
       if (tf.output_shape() != cfg.input)
         throw Error(cat(cfg.data.path, ": images are ", tf.output_shape().str(), " but ", cfg.file,

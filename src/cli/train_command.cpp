@@ -47,6 +47,8 @@ void add_train_command(CLI::App& app, CommandRunner& run) {
   cmd->add_option("--rename", args->opt.renames,
                   "With --init-from: read checkpoint tensor (or layer) OLD as NEW; repeatable")
       ->type_name("OLD=NEW");
+  cmd->add_flag("--strict", args->opt.strict,
+                "Unreadable images are errors instead of being skipped with a warning");
   cmd->add_flag("!--no-progress", args->opt.progress, "Print only one line per epoch");
   cmd->callback([args, &run] {
     run = [args](Communicator& world) {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "owt/backend/cuda.h"
 #include "owt/core/philox.h"
 #include "owt/nn/init.h"
 #include "owt/nn/param_store.h"
@@ -44,6 +45,8 @@ BenchResult run_benchmark(const ModelConfig& cfg, const BenchOptions& opt, Backe
   comm.barrier();
   comm.reset_counters();
   stepper.enable_profiling(opt.profile);
+  const bool on_gpu = backend.device() == Device::CUDA;
+  if (on_gpu) cuda_reset_peak_memory(backend);
   auto t0 = std::chrono::steady_clock::now();
   for (int64_t s = 0; s < opt.iters; ++s) step(opt.warmup + s);
   comm.barrier();
@@ -59,6 +62,7 @@ BenchResult run_benchmark(const ModelConfig& cfg, const BenchOptions& opt, Backe
   for (size_t i = 0; i < net.size(); ++i)
     flops += net.layer(i).forward_flops() * (net.has_model_parallel_stage() && i >= net.transition() ? B : b);
   r.forward_gflop_per_step = flops * 1e-9;
+  if (on_gpu) r.peak_gpu_bytes = cuda_memory_stats(backend).peak_in_use;
   r.gflops_per_worker = 3 * flops * 1e-9 / r.seconds_per_step;
   for (int op = 0; op < static_cast<int>(CommOp::Count); ++op) {
     uint64_t e = comm.elements_sent(static_cast<CommOp>(op));

@@ -23,10 +23,10 @@ void MetricsLog::write(const MetricsRecord& r) {
   std::fprintf(file_,
                "{\"kind\": \"%s\", \"epoch\": %lld, \"step\": %lld, \"loss\": %.6f, \"top1\": %.6f, "
                "\"top5\": %.6f, \"images_per_s\": %.1f, \"lr\": %.6g, \"data_wait_s\": %.3f, "
-               "\"comm_bytes\": %llu",
+               "\"comm_bytes\": %llu, \"skipped\": %lld",
                r.kind.c_str(), static_cast<long long>(r.epoch), static_cast<long long>(r.step),
                r.loss, r.top1, r.top5, r.images_per_s, r.lr, r.data_wait_s,
-               static_cast<unsigned long long>(r.comm_bytes));
+               static_cast<unsigned long long>(r.comm_bytes), static_cast<long long>(r.skipped));
   if (!r.comm_bytes_by_op.empty()) {
     std::fprintf(file_, ", \"comm_bytes_by_op\": {");
     bool first = true;

@@ -101,6 +101,7 @@ void apply_overrides(ModelConfig& cfg, const TrainOptions& opt) {
   if (opt.batch > 0) cfg.solver.batch = opt.batch;
   if (opt.lr > 0) cfg.solver.lr = opt.lr;
   if (opt.seed >= 0) cfg.seed = static_cast<uint64_t>(opt.seed);
+  if (opt.strict) cfg.data.strict = true;
 }
 
 TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& backend,
@@ -112,15 +113,18 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
   if (cfg.data.path.empty())
     throw Error(cat(cfg.file, ": no data set: give data.path in the model file or --data DIR"));
 
-  auto train_set = open_dataset(cfg.data.format, cfg.data.path, "train");
-  auto test_set = open_dataset(cfg.data.format, cfg.data.path, "test");
+  const DatasetOptions data_opt{cfg.data.strict};
+  auto train_set = open_dataset(cfg.data.format, cfg.data.path, "train", data_opt);
+  auto test_set = open_dataset(cfg.data.format, cfg.data.path, "test", data_opt);
   Transform train_tf(cfg.data.train, train_set->example_shape(), cfg.seed);
   Transform eval_tf(cfg.data.eval, test_set->example_shape(), cfg.seed);
   check_data(*train_set, cfg, train_tf, "train");
   check_data(*test_set, cfg, eval_tf, "test");
 
   const int64_t b = cfg.solver.batch, B = b * K;
-  LoaderSpec train_spec{b, rank, K, true, true, true, cfg.seed, std::max(1, opt.threads)};
+  LoaderSpec train_spec{b, rank, K, true, true, true, cfg.seed, std::max(1, cfg.data.threads)};
+  train_spec.prefetch = cfg.data.prefetch;
+  train_spec.strict = cfg.data.strict;
   LoaderSpec eval_spec = train_spec;
   eval_spec.shuffle = eval_spec.train = eval_spec.drop_last = false;
   BatchLoader train_loader(*train_set, train_tf, train_spec);
@@ -184,7 +188,8 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
     const int64_t end = std::min(steps_per_epoch, total_steps - (epoch - 1) * steps_per_epoch);
     progress.start_epoch(epoch, cfg.solver.epochs, end - first);
     EvalCounts seen;
-    double data_wait = 0, epoch_seconds = 0;
+    double epoch_seconds = 0;
+    const double wait0 = train_loader.wait_seconds();
     comm.reset_counters();
     double lr = 0;
     for (int64_t i = first; i < end; ++i, ++step) {
@@ -194,7 +199,6 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
       global_labels(train_loader, *train_set, epoch, i, B, B, labels_host);
       backend.from_host(x_host.data(), x_dev.f32(), x_host.size() * sizeof(float));
       backend.from_host(labels_host.data(), labels_dev.i32(), B * sizeof(int32_t));
-      data_wait += seconds_since(t0);
       lr = schedule.at(step);
       EvalCounts c = train_step.run(x_dev, labels_dev, labels_host.data(), split, step, lr);
       epoch_seconds += seconds_since(t0);
@@ -223,7 +227,8 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
     tr.top5 = static_cast<double>(seen.top5) / seen.rows;
     tr.images_per_s = seen.rows / epoch_seconds;
     tr.lr = lr;
-    tr.data_wait_s = data_wait;
+    tr.data_wait_s = train_loader.wait_seconds() - wait0;  // time load() blocked
+    tr.skipped = train_loader.skipped();
     tr.comm_bytes = comm.total_elements_sent() * sizeof(float);
     for (int op = 0; op < static_cast<int>(CommOp::Count); ++op)
       if (comm.elements_sent(static_cast<CommOp>(op)))
@@ -232,6 +237,7 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
     summary.comm_elements_per_step = comm.total_elements_sent() / std::max<int64_t>(1, epoch_steps);
 
     MetricsRecord ev = run_eval(epoch);
+    ev.skipped = eval_loader.skipped();
     ev.images_per_s = tr.images_per_s;
     if (metrics) {
       metrics->write(tr);

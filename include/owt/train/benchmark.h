@@ -33,6 +33,7 @@ struct BenchResult {
   double images_per_s = 0;        // global batch / step time
   double gflops_per_worker = 0;   // achieved, forward + backward (3x forward) per worker
   double forward_gflop_per_step = 0;
+  uint64_t peak_gpu_bytes = 0;    // CUDA: peak device memory held by the allocator while timed
   std::map<std::string, uint64_t> bytes_per_step;  // per op kind, this worker
   std::vector<LayerProfile> layers;                // with BenchOptions::profile
 };

@@ -14,6 +14,7 @@ struct MetricsRecord {
   int64_t epoch = 0, step = 0;
   double loss = 0, top1 = 0, top5 = 0, images_per_s = 0, lr = 0, data_wait_s = 0;
   uint64_t comm_bytes = 0;
+  int64_t skipped = 0;  // unreadable examples skipped so far (data.strict: false)
   std::map<std::string, uint64_t> comm_bytes_by_op;
 };
 

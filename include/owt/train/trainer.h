@@ -26,6 +26,7 @@ struct TrainOptions {
   std::string resume;         // run directory or checkpoint to continue
   std::string init_from;      // checkpoint to fine-tune from
   std::vector<std::string> renames;  // OLD=NEW for init_from
+  bool strict = false;        // unreadable images are errors (overrides data.strict)
   bool progress = true;
 };
 
