@@ -19,6 +19,7 @@ void add_eval_command(CLI::App& app, CommandRunner& run);
 void add_bench_command(CLI::App& app, CommandRunner& run);
 void add_plan_command(CLI::App& app, CommandRunner& run);
 void add_data_command(CLI::App& app, CommandRunner& run);
+void add_predict_command(CLI::App& app, CommandRunner& run);
 
 // Shared options: OpenMP threads per worker (0: cores / workers on this node).
 void set_thread_count(int threads);

@@ -6,6 +6,7 @@
 #include "owt/data/loader.h"
 #include "owt/nn/param_store.h"
 #include "owt/train/checkpoint.h"
+#include "owt/train/data_split.h"
 #include "owt/train/evaluate.h"
 #include "owt/train/trainer.h"
 
@@ -44,10 +45,7 @@ void add_eval_command(CLI::App& app, CommandRunner& run) {
       overrides.data_dir = args->data;
       overrides.batch = args->batch;
       apply_overrides(cfg, overrides);
-      if (cfg.data.path.empty())
-        throw Error(cat(cfg.file, ": no data set: give data.path in the model file or --data DIR"));
-      auto data = open_dataset(cfg.data.format, cfg.data.path, args->split,
-                               DatasetOptions{cfg.data.strict});
+      auto data = open_split(cfg, args->split);
       Transform tf(cfg.data.eval, data->example_shape(), cfg.seed);
       if (tf.output_shape() != cfg.input)
         throw Error(cat(cfg.data.path, ": images are ", tf.output_shape().str(), " but ", cfg.file,

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   owt::add_bench_command(app, run);
   owt::add_plan_command(app, run);
   owt::add_data_command(app, run);
+  owt::add_predict_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -210,6 +210,18 @@ EvalCounts HybridStep::train(const Tensor& x, const Tensor& labels, const int32_
   return counts;
 }
 
+Tensor HybridStep::logits(const Tensor& x) {
+  OWT_CHECK(comm_.size() == 1, "logits() runs on one worker");
+  const int64_t rows = x.size(0);
+  RunContext ctx{backend_, comm_, false, 0, 0, 0, rows};
+  dp_input_ = x;
+  const size_t t = net_.transition(), last = net_.size() - 1;
+  if (!net_.has_model_parallel_stage()) return run_forward(ctx, 0, last, x, rows);
+  Tensor a = t > 0 ? run_forward(ctx, 0, t, x, rows) : x;
+  mp_input_ = a.reshaped(net_.input_shape(t).with_batch(rows));
+  return run_forward(ctx, t, last, mp_input_, rows);
+}
+
 EvalCounts HybridStep::evaluate(const Tensor& x, const Tensor& labels, const int32_t* labels_host,
                                 const BatchRows& rows) {
   const int K = comm_.size();

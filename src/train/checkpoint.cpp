@@ -87,6 +87,9 @@ void save_checkpoint(const std::string& path, const ParamStore& store, const Che
                    {"step", std::to_string(meta.step)},
                    {"epoch", std::to_string(meta.epoch)},
                    {"seed", std::to_string(meta.cfg.seed)}};
+  std::string names;
+  for (const std::string& n : meta.class_names) names += (names.empty() ? "" : "\n") + n;
+  if (!names.empty()) file.metadata["class_names"] = names;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   write_safetensors(path, file);
 }
@@ -199,6 +202,20 @@ InitFromReport init_from_checkpoint(const std::string& path, const ParamStore& s
     if (!taken.count(&t) && t.name.compare(0, std::string(kStatePrefix).size(), kStatePrefix) != 0)
       report.unused.push_back(t.name);
   return report;
+}
+
+std::vector<std::string> checkpoint_class_names(const std::map<std::string, std::string>& metadata,
+                                                int64_t classes) {
+  std::vector<std::string> names;
+  auto it = metadata.find("class_names");
+  if (it != metadata.end()) {
+    size_t start = 0;
+    for (size_t end; (end = it->second.find('\n', start)) != std::string::npos; start = end + 1)
+      names.push_back(it->second.substr(start, end - start));
+    names.push_back(it->second.substr(start));
+  }
+  for (int64_t i = static_cast<int64_t>(names.size()); i < classes; ++i) names.push_back(std::to_string(i));
+  return names;
 }
 
 std::string resolve_resume_path(const std::string& path) {

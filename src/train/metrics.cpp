@@ -57,7 +57,8 @@ std::string fixed(double value, int digits) {
   return buf;
 }
 
-ProgressLine::ProgressLine(bool enabled) : enabled_(enabled), tty_(isatty(STDERR_FILENO)) {}
+ProgressLine::ProgressLine(bool enabled, bool live)
+    : enabled_(enabled), live_(enabled && live && isatty(STDERR_FILENO)) {}
 
 void ProgressLine::start_epoch(int64_t epoch, int64_t epochs, int64_t steps) {
   epoch_ = epoch;
@@ -67,7 +68,7 @@ void ProgressLine::start_epoch(int64_t epoch, int64_t epochs, int64_t steps) {
 }
 
 void ProgressLine::update(int64_t step_in_epoch, double loss, double top1, double images_per_s) {
-  if (!enabled_ || !tty_) return;
+  if (!live_) return;
   auto now = std::chrono::steady_clock::now();
   if (step_in_epoch < steps_ && now - last_print_ < std::chrono::milliseconds(200)) return;
   last_print_ = now;
@@ -85,7 +86,7 @@ void ProgressLine::update(int64_t step_in_epoch, double loss, double top1, doubl
 
 void ProgressLine::finish_epoch(const std::string& summary) {
   if (!enabled_) return;
-  if (tty_) std::fprintf(stderr, "\r\033[K");
+  if (live_) std::fprintf(stderr, "\r\033[K");
   std::fprintf(stderr, "%s\n", summary.c_str());
   std::fflush(stderr);
 }

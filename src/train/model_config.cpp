@@ -44,6 +44,15 @@ void parse_data(ConfigMap& root, ModelConfig& m) {
     data.fail("mean", cat("expected 1 or ", c, " values (one per channel), got ", mean.size()));
   if (!std.empty() && std.size() != 1 && std.size() != c)
     data.fail("std", cat("expected 1 or ", c, " values (one per channel), got ", std.size()));
+  if (data.has("labels")) {
+    std::set<int64_t> seen;
+    for (int64_t l : data.get_int_list("labels")) {
+      if (l < 0 || !seen.insert(l).second)
+        data.fail("labels", cat("expected distinct labels >= 0, found ", l, " twice or negative"));
+      m.data.labels.push_back(static_cast<int32_t>(l));
+    }
+    if (m.data.labels.empty()) data.fail("labels", "needs at least one label");
+  }
   m.data.threads = static_cast<int>(data.get_int("threads", 0));
   if (m.data.threads < 0) data.fail("threads", "must be zero (the --threads value) or positive");
   m.data.prefetch = static_cast<int>(data.get_int("prefetch", 2));

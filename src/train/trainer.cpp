@@ -14,6 +14,7 @@
 #include "owt/nn/param_store.h"
 #include "owt/parallel/hybrid_step.h"
 #include "owt/train/checkpoint.h"
+#include "owt/train/data_split.h"
 #include "owt/train/evaluate.h"
 #include "owt/train/metrics.h"
 #include "owt/train/optimizer.h"
@@ -110,12 +111,8 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
   apply_overrides(cfg, opt);
   const int rank = comm.rank(), K = comm.size();
   const bool lead = rank == 0;
-  if (cfg.data.path.empty())
-    throw Error(cat(cfg.file, ": no data set: give data.path in the model file or --data DIR"));
-
-  const DatasetOptions data_opt{cfg.data.strict};
-  auto train_set = open_dataset(cfg.data.format, cfg.data.path, "train", data_opt);
-  auto test_set = open_dataset(cfg.data.format, cfg.data.path, "test", data_opt);
+  auto train_set = open_split(cfg, "train");
+  auto test_set = open_split(cfg, "test");
   Transform train_tf(cfg.data.train, train_set->example_shape(), cfg.seed);
   Transform eval_tf(cfg.data.eval, test_set->example_shape(), cfg.seed);
   check_data(*train_set, cfg, train_tf, "train");
@@ -134,6 +131,7 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
     throw Error(cat(cfg.data.path, ": the train set has ", train_set->size(),
                     " examples, fewer than one global batch of ", B, " (", K, " x ", b, ")"));
 
+  const std::vector<std::string> class_names = train_set->class_names();
   Network net(cfg, rank, K, opt.mode);
   ParamStore store(net.params(), backend);
   for (Param* p : store.params()) initialize_param(*p, cfg.seed, backend);
@@ -158,7 +156,7 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
     std::ofstream(summary.run_dir + "/config.yaml") << resolved_config_text(cfg);
     metrics.emplace(summary.run_dir + "/metrics.jsonl");
   }
-  ProgressLine progress(lead && opt.progress);
+  ProgressLine progress(lead, opt.progress);
 
   const Shape in = cfg.input;
   std::vector<float> x_host(b * in.numel());
@@ -212,7 +210,7 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
       progress.update(i + 1 - first, seen.loss_sum / seen.rows,
                       static_cast<double>(seen.top1) / seen.rows, seen.rows / epoch_seconds);
       if (opt.save_every > 0 && (step + 1) % opt.save_every == 0)
-        save_step_checkpoint(summary.run_dir, store, CheckpointMeta{cfg, step + 1, epoch, false},
+        save_step_checkpoint(summary.run_dir, store, CheckpointMeta{cfg, step + 1, epoch, false, class_names},
                              backend, comm, opt.keep_checkpoints);
     }
     const int64_t epoch_steps = end - first;
@@ -248,7 +246,7 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
     summary.final_top1 = ev.top1;
     summary.final_top5 = ev.top5;
     summary.final_loss = ev.loss;
-    CheckpointMeta meta{cfg, step, epoch, best};
+    CheckpointMeta meta{cfg, step, epoch, best, class_names};
     save_run_checkpoints(summary.run_dir, store, meta, backend, comm);
     progress.finish_epoch(cat("epoch ", epoch, "/", cfg.solver.epochs, "  train loss ",
                               fixed(tr.loss, 4), " acc ", fixed(100 * tr.top1, 2), "%  |  test loss ",

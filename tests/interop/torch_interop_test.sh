@@ -8,6 +8,8 @@ set -euo pipefail
 
 owt=${1:?usage: torch_interop_test.sh OWT_BINARY SOURCE_DIR}
 src=${2:?usage: torch_interop_test.sh OWT_BINARY SOURCE_DIR}
+owt=$(realpath "$owt") src=$(realpath "$src")
+[[ -x $owt ]] || { echo "FAIL: no owt binary at $owt" >&2; exit 1; }
 py=/usr/bin/python3  # Debian's python3-torch and python3-yaml live here, not in pyenv
 tool="$src/tools/torch_interop.py"
 if ! "$py" -c 'import torch, yaml' 2>/dev/null; then

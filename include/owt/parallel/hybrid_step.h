@@ -52,6 +52,9 @@ class HybridStep {
   void enable_profiling(bool on);
   const LayerTimes& layer_times() const { return times_; }
 
+  // Forward only on one worker (dropout off): the logits (rows, classes) of x (rows, ...).
+  Tensor logits(const Tensor& x);
+
   // Forward only (dropout off); loss and top-1/top-5 hits over the global batch.
   EvalCounts evaluate(const Tensor& x, const Tensor& labels, const int32_t* labels_host,
                       const BatchRows& rows);

@@ -17,8 +17,14 @@ namespace owt {
 struct CheckpointMeta {
   const ModelConfig& cfg;
   int64_t step = 0, epoch = 0;
-  bool best = false;  // also write best.safetensors
+  bool best = false;                     // also write best.safetensors
+  std::vector<std::string> class_names;  // saved for `owt predict`
 };
+
+// The class names a checkpoint was trained with ("class_names" metadata, one per line), or
+// "0", "1", ... when it has none.
+std::vector<std::string> checkpoint_class_names(const std::map<std::string, std::string>& metadata,
+                                                int64_t classes);
 
 // Collective: `local` (p.value, p.state or p.grad of this worker) as the whole tensor of
 // p.full_shape, on every worker (host memory).

@@ -33,14 +33,15 @@ class MetricsLog {
 
 class ProgressLine {
  public:
-  explicit ProgressLine(bool enabled);
+  // `enabled`: print the epoch summaries; `live`: also redraw a bar while a terminal shows it.
+  ProgressLine(bool enabled, bool live);
   void start_epoch(int64_t epoch, int64_t epochs, int64_t steps);
   // After each step: running mean loss and accuracy of the epoch so far.
   void update(int64_t step_in_epoch, double loss, double top1, double images_per_s);
   void finish_epoch(const std::string& summary);
 
  private:
-  bool enabled_, tty_;
+  bool enabled_, live_;
   int64_t epoch_ = 0, epochs_ = 0, steps_ = 0;
   std::chrono::steady_clock::time_point start_, last_print_;
 };

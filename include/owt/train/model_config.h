@@ -20,6 +20,7 @@ struct DataConfig {
   int threads = 0;      // decode threads per worker (0: the trainer's --threads)
   int prefetch = 2;     // batches decoded ahead of the trainer
   bool strict = false;  // unreadable images are errors instead of skipped
+  std::vector<int32_t> labels;  // keep only these labels, renumbered 0.. in this order
 };
 
 struct ScheduleConfig {

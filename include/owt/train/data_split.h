@@ -1,0 +1,20 @@
+// Opening a split of the model file's data set as the trainer, `owt eval` and `owt predict` see
+// it: the reader for data.format, restricted to data.labels (renumbered) when given.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "owt/data/dataset.h"
+#include "owt/train/model_config.h"
+
+namespace owt {
+
+// `split` is "train" or "test". Errors name the data path.
+std::unique_ptr<Dataset> open_split(const ModelConfig& cfg, const std::string& split);
+
+// The examples of `base` whose label is in `labels`, relabelled by position in `labels`
+// (class names follow). `what` names the set in errors.
+std::unique_ptr<Dataset> select_labels(std::unique_ptr<Dataset> base,
+                                       const std::vector<int32_t>& labels, const std::string& what);
+
+}  // namespace owt

@@ -1,0 +1,64 @@
+// open_split and the label-subset view behind `data.labels` (e.g. fine-tuning on 5 of the
+// 10 Fashion-MNIST classes): an index map over the base set, labels renumbered.
+#include "owt/train/data_split.h"
+
+#include <map>
+
+namespace owt {
+namespace {
+
+class LabelSubset : public Dataset {
+ public:
+  LabelSubset(std::unique_ptr<Dataset> base, const std::vector<int32_t>& labels,
+              const std::string& what)
+      : base_(std::move(base)) {
+    std::map<int32_t, int32_t> renumber;
+    for (size_t i = 0; i < labels.size(); ++i) renumber[labels[i]] = static_cast<int32_t>(i);
+    std::vector<std::string> names = base_->class_names();
+    for (int32_t l : labels) {
+      if (l >= base_->classes())
+        throw Error(cat(what, ": data.labels names label ", l, " but the set's labels are 0..",
+                        base_->classes() - 1));
+      names_.push_back(names[l]);
+    }
+    for (int64_t i = 0; i < base_->size(); ++i) {
+      auto it = renumber.find(base_->label(i));
+      if (it == renumber.end()) continue;
+      index_.push_back(i);
+      label_.push_back(it->second);
+    }
+    if (index_.empty()) throw Error(cat(what, ": no example has one of the labels in data.labels"));
+  }
+  int64_t size() const override { return static_cast<int64_t>(index_.size()); }
+  Shape example_shape() const override { return base_->example_shape(); }
+  int classes() const override { return static_cast<int>(names_.size()); }
+  std::vector<std::string> class_names() const override { return names_; }
+  int32_t label(int64_t i) const override { return label_[i]; }
+  void read(int64_t i, float* out) const override { base_->read(index_[i], out); }
+  void read_image(int64_t i, Image& out) const override { base_->read_image(index_[i], out); }
+  std::string source(int64_t i) const override { return base_->source(index_[i]); }
+  int64_t skipped_at_open() const override { return base_->skipped_at_open(); }
+
+ private:
+  std::unique_ptr<Dataset> base_;
+  std::vector<int64_t> index_;   // subset position -> base example
+  std::vector<int32_t> label_;   // renumbered labels
+  std::vector<std::string> names_;
+};
+
+}  // namespace
+
+std::unique_ptr<Dataset> select_labels(std::unique_ptr<Dataset> base,
+                                       const std::vector<int32_t>& labels, const std::string& what) {
+  return std::make_unique<LabelSubset>(std::move(base), labels, what);
+}
+
+std::unique_ptr<Dataset> open_split(const ModelConfig& cfg, const std::string& split) {
+  if (cfg.data.path.empty())
+    throw Error(cat(cfg.file, ": no data set: give data.path in the model file or --data DIR"));
+  auto data = open_dataset(cfg.data.format, cfg.data.path, split, DatasetOptions{cfg.data.strict});
+  if (cfg.data.labels.empty()) return data;
+  return select_labels(std::move(data), cfg.data.labels, cat(cfg.data.path, " (", split, ")"));
+}
+
+}  // namespace owt
