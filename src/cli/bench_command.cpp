@@ -17,15 +17,11 @@ void add_bench_command(CLI::App& app, CommandRunner& run) {
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("bench", "Time training steps on synthetic data");
   cmd->add_option("model", args->model, "Model file (YAML)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--batch", args->opt.batch, "Batch per worker (0: solver.batch)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  add_batch_option(cmd, args->opt.batch);
   cmd->add_option("--iters", args->opt.iters, "Timed steps")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--warmup", args->opt.warmup, "Untimed steps before timing")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--threads", args->threads, "Threads per worker (0: cores / workers)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--device", args->device, "Where to compute")
-      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_compute_options(cmd, args->threads, args->device);
   cmd->add_option("--parallel", args->parallel, "owt: hybrid plan; dp: every layer data-parallel")
       ->capture_default_str()->check(CLI::IsMember({"owt", "dp"}));
   cmd->add_flag("--json", args->json, "Print one JSON object");

@@ -21,6 +21,11 @@ void add_plan_command(CLI::App& app, CommandRunner& run);
 void add_data_command(CLI::App& app, CommandRunner& run);
 void add_predict_command(CLI::App& app, CommandRunner& run);
 
+// The options every computing subcommand shares: --batch (per worker, 0: solver.batch),
+// --threads (per worker, 0: cores / workers on this node) and --device.
+void add_batch_option(CLI::App* cmd, int64_t& batch);
+void add_compute_options(CLI::App* cmd, int& threads, std::string& device);
+
 // Shared options: OpenMP threads per worker (0: cores / workers on this node).
 void set_thread_count(int threads);
 // The backend named by --device ("auto": CUDA when a GPU is visible, else the CPU, with a

@@ -14,6 +14,18 @@
 
 namespace owt {
 
+void add_batch_option(CLI::App* cmd, int64_t& batch) {
+  cmd->add_option("--batch", batch, "Batch per worker (0: solver.batch)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+}
+
+void add_compute_options(CLI::App* cmd, int& threads, std::string& device) {
+  cmd->add_option("--threads", threads, "Threads per worker (0: cores / workers)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", device, "Where to compute")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+}
+
 void set_thread_count(int threads) {
   if (threads <= 0) {
     // Share the cores of this node between the workers mpirun started on it.

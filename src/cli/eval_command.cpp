@@ -27,12 +27,8 @@ void add_eval_command(CLI::App& app, CommandRunner& run) {
   cmd->add_option("--data", args->data, "Data set directory (overrides data.path)");
   cmd->add_option("--split", args->split, "Which split to evaluate")
       ->capture_default_str()->check(CLI::IsMember({"train", "test"}));
-  cmd->add_option("--batch", args->batch, "Batch per worker (0: solver.batch)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--threads", args->threads, "Threads per worker (0: cores / workers)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--device", args->device, "Where to compute")
-      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_batch_option(cmd, args->batch);
+  add_compute_options(cmd, args->threads, args->device);
   cmd->add_flag("--json", args->json, "Print one JSON object instead of a sentence");
   cmd->callback([args, &run] {
     run = [args](Communicator& world) {

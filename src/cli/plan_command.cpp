@@ -20,8 +20,7 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
   cmd->add_option("model", args->model, "Model file (YAML)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--workers", args->workers, "Number of workers K")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--batch", args->batch, "Batch per worker (0: solver.batch)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  add_batch_option(cmd, args->batch);
   cmd->add_option("--bandwidth", args->bandwidth_gbs, "Link bandwidth per worker, GB/s")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--flops", args->tflops, "Sustained compute per worker, TFLOP/s")

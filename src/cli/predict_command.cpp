@@ -55,10 +55,7 @@ void add_predict_command(CLI::App& app, CommandRunner& run) {
       ->required()->check(CLI::ExistingFile);
   cmd->add_option("--top", args->top, "How many classes to print per image")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", args->threads, "Threads (0: all cores)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--device", args->device, "Where to compute")
-      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_compute_options(cmd, args->threads, args->device);
   cmd->callback([args, &run] {
     run = [args](Communicator& world) {
       if (world.size() != 1) throw Error("owt predict runs on one worker; start it without mpirun");

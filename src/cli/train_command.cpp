@@ -21,17 +21,13 @@ void add_train_command(CLI::App& app, CommandRunner& run) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--max-steps", args->opt.max_steps, "Stop after this many steps (0: no limit)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--batch", args->opt.batch, "Batch per worker (0: solver.batch)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  add_batch_option(cmd, args->opt.batch);
   cmd->add_option("--lr", args->opt.lr, "Base learning rate (0: solver.lr)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", args->opt.seed, "Random seed (-1: the model file's seed)")
       ->capture_default_str();
   cmd->add_option("--out", args->opt.out_dir, "Run directory (default runs/<name>-<time>)");
-  cmd->add_option("--threads", args->opt.threads, "Threads per worker (0: cores / workers)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--device", args->device, "Where to compute")
-      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_compute_options(cmd, args->opt.threads, args->device);
   cmd->add_option("--parallel", args->parallel,
                   "owt: the model file's hybrid plan; dp: every layer data-parallel")
       ->capture_default_str()->check(CLI::IsMember({"owt", "dp"}));

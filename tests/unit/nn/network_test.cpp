@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gradient_check.h"
+#include "support/expect_error.h"
 #include "owt/nn/network.h"
 #include "owt/train/model_config.h"
 
@@ -37,18 +38,6 @@ const std::vector<std::string> kLayers = {
 Network build(const std::vector<std::string>& layers, int rank = 0, int workers = 1,
               ParallelMode mode = ParallelMode::Owt, int classes = 10) {
   return Network(parse_model_config(model_text(layers, classes), "test.yaml"), rank, workers, mode);
-}
-
-template <typename Fn>
-void expect_error(Fn fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one mentioning '" << parts.front() << "'";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts)
-      EXPECT_NE(msg.find(p), std::string::npos) << "message lacks '" << p << "': " << msg;
-  }
 }
 
 size_t index_of(Network& net, const std::string& name) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gradient_check.h"
+#include "support/expect_error.h"
 
 namespace owt::test {
 namespace {
@@ -33,19 +34,6 @@ const std::map<std::string, MinimalLayer>& minimal_layers() {
       {"softmax_cross_entropy", {"{name: l, type: softmax_cross_entropy}", Shape{10}, Shape{10}, 0}},
   };
   return table;
-}
-
-// Runs `fn`, expects an owt::Error whose message contains every one of `parts`.
-template <typename Fn>
-void expect_error(Fn fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one mentioning '" << parts.front() << "'";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts)
-      EXPECT_NE(msg.find(p), std::string::npos) << "message lacks '" << p << "': " << msg;
-  }
 }
 
 TEST(Registry, EveryRegisteredTypeBuildsAndSetsUp) {
