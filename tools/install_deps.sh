@@ -11,11 +11,10 @@ packages=(
   libdnnl-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev  # optional: image folders
   dataset-fashion-mnist
+  # Interop test and side-by-side benchmarks (tools/torch_interop.py, tools/bench) under
+  # Debian's /usr/bin/python3.
+  python3-torch python3-yaml python3-numpy
 )
-# Side-by-side benchmarks and interop (tools/bench, tools/torch_interop.py) only.
-if [[ "${OWT_WITH_BENCH_DEPS:-0}" == 1 ]]; then
-  packages+=(python3-torch python3-numpy)
-fi
 
 missing=()
 for p in "${packages[@]}"; do

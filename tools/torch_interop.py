@@ -1,0 +1,546 @@
+#!/usr/bin/python3
+# owt <-> PyTorch: builds the torch.nn.Module equivalent of an owt model file (same layer names,
+# so state_dict keys are owt's `<layer>.weight`), and converts weights both ways through a
+# minimal safetensors reader/writer (json + struct + torch only; Debian has no python3-safetensors).
+"""owt <-> PyTorch weight interchange.
+
+  torch_interop.py to-torch   MODEL.yaml CKPT.safetensors OUT.pt [--module]
+  torch_interop.py from-torch MODEL.yaml WEIGHTS.pt OUT.safetensors
+  torch_interop.py eval       MODEL.yaml WEIGHTS(.safetensors|.pt) [--data DIR] [--split test] [--json]
+
+Run with Debian's /usr/bin/python3 (python3-torch, python3-yaml). Reusable functions:
+build_model(yaml_path), read_safetensors(path), write_safetensors(path, tensors, metadata),
+load_owt_checkpoint(model, path), normalise(model, pixels), evaluate(model, data_dir, split).
+"""
+import argparse
+import collections
+import gzip
+import json
+import os
+import re
+import struct
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import yaml
+
+
+class InteropError(Exception):
+    """Bad user input: the CLI prints `torch_interop: error: <message>` and exits 1."""
+
+
+# ---------------------------------------------------------------------------------------------
+# safetensors
+
+_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool,
+}
+_CODES = {v: k for k, v in _DTYPES.items()}
+
+
+def read_safetensors(path):
+    """Returns (tensors: OrderedDict name -> torch.Tensor, metadata: dict str -> str).
+
+    Validates the header against the file as strictly as the Python library: every tensor
+    inside the data section, sizes matching shapes, tensors covering the data exactly."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise InteropError(f"{path}: cannot read ({e.strerror})")
+    if len(raw) < 8:
+        raise InteropError(f"{path}: not a safetensors file ({len(raw)} bytes, too short for the header length)")
+    (n,) = struct.unpack("<Q", raw[:8])
+    if n > len(raw) - 8:
+        raise InteropError(f"{path}: not a safetensors file (header length {n} exceeds the file size {len(raw)})")
+    try:
+        header = json.loads(raw[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise InteropError(f"{path}: safetensors header is not valid JSON ({e})")
+    if not isinstance(header, dict):
+        raise InteropError(f"{path}: safetensors header is not a JSON object")
+    data = memoryview(raw)[8 + n:]
+    metadata = header.pop("__metadata__", {}) or {}
+    spans = []
+    tensors = collections.OrderedDict()
+    for name in sorted(header):
+        info = header[name]
+        try:
+            dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise InteropError(f"{path}: tensor '{name}': header entry needs dtype, shape and data_offsets")
+        if dtype not in _DTYPES:
+            raise InteropError(f"{path}: tensor '{name}': unsupported dtype '{dtype}'")
+        numel = 1
+        for d in shape:
+            numel *= d
+        size = numel * torch.empty((), dtype=_DTYPES[dtype]).element_size()
+        if not 0 <= begin <= end <= len(data) or end - begin != size:
+            raise InteropError(f"{path}: tensor '{name}': data_offsets [{begin}, {end}) do not hold "
+                               f"{size} bytes of {dtype} {shape} within the {len(data)}-byte data section")
+        spans.append((begin, end, name))
+        buf = bytearray(data[begin:end])
+        t = torch.frombuffer(buf, dtype=_DTYPES[dtype]) if size else torch.empty(0, dtype=_DTYPES[dtype])
+        tensors[name] = t.reshape(shape).clone()
+    pos = 0
+    for begin, end, name in sorted(spans):
+        if begin != pos:
+            raise InteropError(f"{path}: tensor '{name}' starts at byte {begin}, expected {pos} "
+                               "(gap or overlap in the data section)")
+        pos = end
+    if pos != len(data):
+        raise InteropError(f"{path}: {len(data) - pos} trailing bytes after the last tensor")
+    return tensors, {str(k): str(v) for k, v in metadata.items()}
+
+
+def write_safetensors(path, tensors, metadata):
+    """Writes {name: tensor} with string metadata, atomically (temp file, fsync, rename).
+
+    Laid out as owt does: largest element size first, then by name; header padded with
+    spaces to a multiple of 8."""
+    items = []
+    for name, t in tensors.items():
+        t = t.detach().cpu().contiguous()
+        if t.dtype not in _CODES:
+            raise InteropError(f"tensor '{name}': dtype {t.dtype} cannot be stored in safetensors")
+        items.append((name, t))
+    items.sort(key=lambda it: (-it[1].element_size(), it[0]))
+    header, offset, blobs = {}, 0, []
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    for name, t in items:
+        blob = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        header[name] = {"dtype": _CODES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(blob)]}
+        offset += len(blob)
+        blobs.append(blob)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<Q", len(text)))
+            f.write(text)
+            for blob in blobs:
+                f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise InteropError(f"{path}: cannot write ({e.strerror})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Model files -> torch modules
+
+_COMMON_KEYS = {"name", "type", "parallel", "split", "lr_mult", "wd_mult", "freeze"}
+_TYPE_KEYS = {
+    "conv": {"filters", "size", "size_h", "size_w", "stride", "pad", "bias", "init"},
+    "maxpool": {"size", "stride", "pad"},
+    "avgpool": {"size", "stride", "pad"},
+    "lrn": {"size", "alpha", "beta", "k"},
+    "relu": set(),
+    "dropout": {"rate"},
+    "flatten": set(),
+    "linear": {"outputs", "bias", "init"},
+    "softmax_cross_entropy": set(),
+}
+
+
+class OwtNet(nn.Sequential):
+    """The layers of an owt model file in order, named as in the file. Linear layers flatten
+    their input first (as owt does); the loss layer is not a module (see `loss`)."""
+
+    def __init__(self, layers, config, path):
+        super().__init__(collections.OrderedDict(layers))
+        self.config = config
+        self.path = path
+        self.input_shape = tuple(config["input"])
+        self.classes = int(config["classes"])
+        data = config.get("data") or {}
+        c = self.input_shape[0]
+        self.mean = _per_channel(data.get("mean"), c, 0.0)
+        self.std = _per_channel(data.get("std"), c, 1.0)
+        self.crop = int(((data.get("augment") or {}).get("crop")) or 0)
+
+    def forward(self, x):
+        for layer in self:
+            if isinstance(layer, nn.Linear) and x.dim() > 2:
+                x = torch.flatten(x, 1)
+            x = layer(x)
+        return x
+
+    def loss(self, logits, labels, reduction="mean"):
+        return F.cross_entropy(logits, labels, reduction=reduction)
+
+    def forward_flops(self):
+        """Forward multiply-adds x 2 per example for conv and linear layers, as `owt bench`."""
+        flops = 0
+        x = torch.zeros((1,) + self.input_shape)
+        with torch.no_grad():
+            for layer in self:
+                if isinstance(layer, nn.Linear) and x.dim() > 2:
+                    x = torch.flatten(x, 1)
+                y = layer(x)
+                if isinstance(layer, nn.Conv2d):
+                    kh, kw = layer.kernel_size
+                    flops += 2 * layer.out_channels * layer.in_channels * kh * kw * y.shape[2] * y.shape[3]
+                elif isinstance(layer, nn.Linear):
+                    flops += 2 * layer.in_features * layer.out_features
+                x = y
+        return flops
+
+
+def _per_channel(values, channels, fallback):
+    if values is None or values == []:
+        return [float(fallback)] * channels
+    if not isinstance(values, list):
+        values = [values]
+    if len(values) == 1:
+        return [float(values[0])] * channels
+    return [float(v) for v in values]
+
+
+def _int(layer, key, default=None, minimum=1):
+    v = layer.get(key, default)
+    if v is None:
+        raise InteropError(f"layer '{layer['name']}': missing '{key}'")
+    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+        raise InteropError(f"layer '{layer['name']}': '{key}' must be an integer >= {minimum}, got {v!r}")
+    return v
+
+
+def build_model(yaml_path):
+    """The torch nn.Module (OwtNet) equivalent of an owt model file, in eval mode."""
+    try:
+        with open(yaml_path) as f:
+            text = f.read()
+    except OSError as e:
+        raise InteropError(f"{yaml_path}: cannot read ({e.strerror})")
+    try:
+        cfg = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise InteropError(f"{yaml_path}: not valid YAML ({e})")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("layers"), list):
+        raise InteropError(f"{yaml_path}: expected a mapping with a 'layers' list")
+    inp = cfg.get("input")
+    if not (isinstance(inp, list) and len(inp) == 3 and all(isinstance(d, int) and d > 0 for d in inp)):
+        raise InteropError(f"{yaml_path}: 'input' must be [C, H, W] of positive integers, got {inp!r}")
+    shape = tuple(inp)  # (C, H, W), or (features,) after flatten / linear
+    layers, names = [], set()
+    for i, layer in enumerate(cfg["layers"]):
+        where = f"{yaml_path}: layers[{i}]"
+        if not isinstance(layer, dict) or "name" not in layer or "type" not in layer:
+            raise InteropError(f"{where}: each layer needs 'name' and 'type'")
+        name, kind = str(layer["name"]), layer["type"]
+        if kind not in _TYPE_KEYS:
+            raise InteropError(f"{where} ('{name}'): unknown layer type '{kind}' "
+                               f"(expected one of {', '.join(sorted(_TYPE_KEYS))})")
+        extra = set(layer) - _COMMON_KEYS - _TYPE_KEYS[kind]
+        if extra:
+            raise InteropError(f"{where} ('{name}'): unknown key(s) {', '.join(sorted(extra))} for type {kind}")
+        if name in names:
+            raise InteropError(f"{where}: duplicate layer name '{name}'")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", name) or hasattr(nn.Sequential, name):
+            raise InteropError(f"{where}: layer name '{name}' cannot be a torch module name")
+        names.add(name)
+        try:
+            module, shape = _make_layer(layer, kind, shape)
+        except InteropError as e:
+            raise InteropError(f"{where}: {e}")
+        if module is not None:
+            layers.append((name, module))
+    if cfg["layers"] and cfg["layers"][-1].get("type") != "softmax_cross_entropy":
+        raise InteropError(f"{yaml_path}: the last layer must be softmax_cross_entropy")
+    if shape != (cfg.get("classes"),):
+        raise InteropError(f"{yaml_path}: the network outputs {shape}, but classes is {cfg.get('classes')}")
+    model = OwtNet(layers, cfg, yaml_path)
+    model.text = text
+    return model.eval()
+
+
+def _make_layer(layer, kind, shape):
+    """(module or None, output shape) for one layer given its input shape."""
+    def need_chw():
+        if len(shape) != 3:
+            raise InteropError(f"layer '{layer['name']}': {kind} needs a (C, H, W) input, got {shape}")
+        return shape
+
+    def out_size(n, k, s, p):
+        return (n + 2 * p - k) // s + 1
+
+    if kind == "conv":
+        c, h, w = need_chw()
+        size = layer.get("size", 0)
+        kh, kw = _int(layer, "size_h", size or None), _int(layer, "size_w", size or None)
+        s, p = _int(layer, "stride", 1), _int(layer, "pad", 0, minimum=0)
+        k = _int(layer, "filters")
+        m = nn.Conv2d(c, k, (kh, kw), stride=s, padding=p, bias=bool(layer.get("bias", True)))
+        return m, (k, out_size(h, kh, s, p), out_size(w, kw, s, p))
+    if kind in ("maxpool", "avgpool"):
+        c, h, w = need_chw()
+        k = _int(layer, "size")
+        s, p = _int(layer, "stride", k), _int(layer, "pad", 0, minimum=0)
+        if 2 * p > k:
+            raise InteropError(f"layer '{layer['name']}': pad {p} must be at most half the window {k}")
+        if kind == "maxpool":
+            m = nn.MaxPool2d(k, stride=s, padding=p, ceil_mode=False)
+        else:
+            m = nn.AvgPool2d(k, stride=s, padding=p, ceil_mode=False, count_include_pad=True)
+        return m, (c, out_size(h, k, s, p), out_size(w, k, s, p))
+    if kind == "lrn":
+        need_chw()
+        size = _int(layer, "size", 5)
+        return nn.LocalResponseNorm(size, alpha=float(layer.get("alpha", 1e-4)),
+                                    beta=float(layer.get("beta", 0.75)), k=float(layer.get("k", 2.0))), shape
+    if kind == "relu":
+        return nn.ReLU(), shape
+    if kind == "dropout":
+        return nn.Dropout(float(layer.get("rate", 0.5))), shape
+    if kind == "flatten":
+        n = 1
+        for d in shape:
+            n *= d
+        return nn.Flatten(1), (n,)
+    if kind == "linear":
+        n = 1
+        for d in shape:
+            n *= d
+        out = _int(layer, "outputs")
+        return nn.Linear(n, out, bias=bool(layer.get("bias", True))), (out,)
+    return None, shape  # softmax_cross_entropy: the loss (OwtNet.loss)
+
+
+def expected_tensors(model):
+    """OrderedDict name -> shape of every owt checkpoint parameter, in layer order."""
+    return collections.OrderedDict((k, tuple(v.shape)) for k, v in model.state_dict().items())
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversions
+
+def load_owt_checkpoint(model, path):
+    """Loads an owt checkpoint's weights into `model` (optimizer state is ignored)."""
+    tensors, _ = read_safetensors(path)
+    sd = {}
+    for name, shape in expected_tensors(model).items():
+        if name not in tensors:
+            raise InteropError(f"{path}: tensor '{name}' is missing "
+                               f"(the model needs it with shape {list(shape)})")
+        t = tensors[name]
+        if tuple(t.shape) != shape:
+            raise InteropError(f"{path}: tensor '{name}' has shape {list(t.shape)} "
+                               f"but the model expects {list(shape)}")
+        if t.dtype != torch.float32:
+            raise InteropError(f"{path}: tensor '{name}' is {_CODES[t.dtype]}, expected F32")
+        sd[name] = t
+    model.load_state_dict(sd, strict=True)
+    return model
+
+
+def _state_dict_of(obj, path):
+    if isinstance(obj, nn.Module):
+        return obj.state_dict()
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if key in obj and isinstance(obj[key], (dict, nn.Module)) and not torch.is_tensor(obj[key]):
+                return _state_dict_of(obj[key], path)
+        if all(torch.is_tensor(v) for v in obj.values()):
+            return obj
+    raise InteropError(f"{path}: expected a state_dict (name -> tensor), a dict with 'state_dict', "
+                       f"or an nn.Module; found {type(obj).__name__}")
+
+
+def load_torch_weights(path):
+    try:
+        obj = torch.load(path, map_location="cpu")
+    except FileNotFoundError:
+        raise InteropError(f"{path}: no such file")
+    except Exception as e:  # torch.load raises many kinds on a bad file
+        raise InteropError(f"{path}: cannot load with torch.load ({type(e).__name__}: {e})")
+    sd = _state_dict_of(obj, path)
+    return collections.OrderedDict((k[len("module."):] if k.startswith("module.") else k, v) for k, v in sd.items())
+
+
+def torch_to_owt_tensors(model, sd, path):
+    """Checks a state_dict against the model; returns owt checkpoint tensors (F32, with zero
+    momentum buffers so the file is resumable)."""
+    want = expected_tensors(model)
+    extra = [k for k in sd if k not in want]
+    if extra:
+        raise InteropError(f"{path}: tensor '{extra[0]}' is not a parameter of {model.path} "
+                           f"({len(extra)} unexpected; the model has {', '.join(want)})")
+    out = collections.OrderedDict()
+    for name, shape in want.items():
+        if name not in sd:
+            raise InteropError(f"{path}: tensor '{name}' is missing "
+                               f"(the model needs it with shape {list(shape)})")
+        t = sd[name]
+        if not torch.is_tensor(t) or not t.is_floating_point():
+            raise InteropError(f"{path}: tensor '{name}' is not a floating-point tensor")
+        if tuple(t.shape) != shape:
+            raise InteropError(f"{path}: tensor '{name}' has shape {list(t.shape)} "
+                               f"but {model.path} expects {list(shape)}")
+        out[name] = t.detach().to(torch.float32).contiguous()
+    for name in want:
+        out[f"optim.{name}.momentum_buffer"] = torch.zeros_like(out[name])
+    return out
+
+
+def _owt_version():
+    cm = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "CMakeLists.txt")
+    try:
+        with open(cm) as f:
+            m = re.search(r"project\(owt VERSION ([0-9.]+)", f.read())
+            return m.group(1) if m else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def owt_metadata(model, source):
+    return {"format": "owt-checkpoint-1", "owt_version": _owt_version(),
+            "model_name": str(model.config.get("name", "")), "model": model.text,
+            "step": "0", "epoch": "0", "seed": str(model.config.get("seed", 1)),
+            "converted_from": os.path.basename(source)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Data and evaluation (as `owt eval`: pixels/255, (x - mean)/std, centre crop, mean loss)
+
+def read_idx(data_dir, split):
+    """(pixels uint8 (N, 1, H, W), labels int64 (N)) from MNIST-style IDX files (raw or .gz)."""
+    prefix = {"train": "train", "test": "t10k"}[split]
+
+    def load(stem, magic, ndims):
+        path = os.path.join(data_dir, stem)
+        if not os.path.isfile(path):
+            path += ".gz"
+        if not os.path.isfile(path):
+            raise InteropError(f"IDX dataset: neither {path[:-3]} nor {path} exists")
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        found = struct.unpack(">I", raw[:4])[0] if len(raw) >= 4 else None
+        if found != magic:
+            raise InteropError(f"{path}: not an IDX file with magic 0x{magic:08X}")
+        dims = struct.unpack(f">{ndims}I", raw[4:4 + 4 * ndims])
+        t = torch.frombuffer(bytearray(raw[4 + 4 * ndims:]), dtype=torch.uint8)
+        return t.reshape(dims)
+
+    images = load(f"{prefix}-images-idx3-ubyte", 0x803, 3)
+    labels = load(f"{prefix}-labels-idx1-ubyte", 0x801, 1)
+    return images.unsqueeze(1), labels.to(torch.int64)
+
+
+def normalise(model, pixels):
+    """uint8 (N, C, H, W) -> the float32 network input exactly as owt's Transform (eval)."""
+    x = pixels.to(torch.float32) / 255.0
+    if model.crop:
+        h, w = x.shape[2], x.shape[3]
+        y0, x0 = (h - model.crop) // 2, (w - model.crop) // 2
+        x = x[:, :, y0:y0 + model.crop, x0:x0 + model.crop]
+    mean = torch.tensor(model.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(model.std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def evaluate(model, data_dir, split="test", batch=256):
+    """{'examples', 'loss', 'top1', 'top5'} as `owt eval --json` computes them (ties in the
+    ranking go to the lower class index)."""
+    data = model.config.get("data") or {}
+    if data.get("format", "idx") != "idx":
+        raise InteropError(f"{model.path}: data.format '{data.get('format')}': eval here reads idx only")
+    if set(data.get("augment") or {}) - {"crop", "pad", "flip", "lighting", "test_views"}:
+        raise InteropError(f"{model.path}: data.augment.resize is not supported here "
+                           "(crop, pad, flip, lighting and test_views are)")
+    pixels, labels = read_idx(data_dir, split)
+    if tuple(pixels.shape[1:]) != model.input_shape and not model.crop:
+        raise InteropError(f"{data_dir}: images are {tuple(pixels.shape[1:])} but {model.path} "
+                           f"declares input {model.input_shape}")
+    model.eval()
+    loss_sum, top1, top5 = 0.0, 0, 0
+    with torch.no_grad():
+        for i in range(0, len(labels), batch):
+            x, y = normalise(model, pixels[i:i + batch]), labels[i:i + batch]
+            logits = model(x)
+            loss_sum += F.cross_entropy(logits, y, reduction="none").double().sum().item()
+            target = logits.gather(1, y.view(-1, 1))
+            cls = torch.arange(logits.shape[1]).view(1, -1)
+            rank = ((logits > target) | ((logits == target) & (cls < y.view(-1, 1)))).sum(1)
+            top1 += int((rank < 1).sum())
+            top5 += int((rank < min(5, logits.shape[1])).sum())
+    n = len(labels)
+    return {"examples": n, "loss": loss_sum / n, "top1": top1 / n, "top5": top5 / n}
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+def _cmd_to_torch(a):
+    model = load_owt_checkpoint(build_model(a.model), a.checkpoint)
+    torch.save(model if a.module else model.state_dict(), a.out)
+    print(f"{a.out}: {'module' if a.module else 'state_dict'} with {len(model.state_dict())} tensors")
+
+
+def _cmd_from_torch(a):
+    model = build_model(a.model)
+    tensors = torch_to_owt_tensors(model, load_torch_weights(a.weights), a.weights)
+    write_safetensors(a.out, tensors, owt_metadata(model, a.weights))
+    print(f"{a.out}: owt checkpoint with {len(tensors) // 2} parameters (zero momentum, step 0)")
+
+
+def _cmd_eval(a):
+    model = build_model(a.model)
+    if a.weights.endswith(".safetensors"):
+        load_owt_checkpoint(model, a.weights)
+    else:
+        tensors = torch_to_owt_tensors(model, load_torch_weights(a.weights), a.weights)
+        model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("optim.")})
+    data = a.data or (model.config.get("data") or {}).get("path")
+    if not data:
+        raise InteropError(f"{a.model}: no data set: give data.path in the model file or --data DIR")
+    r = evaluate(model, data, a.split)
+    if a.json:
+        print(json.dumps({"weights": a.weights, "split": a.split, **r}))
+    else:
+        print(f"{a.weights} on {r['examples']} {a.split} examples: loss {r['loss']:.4f}, "
+              f"top-1 {100 * r['top1']:.2f}%, top-5 {100 * r['top5']:.2f}%")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="torch_interop.py", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("to-torch", help="owt checkpoint -> torch state_dict (or module)")
+    t.add_argument("model"), t.add_argument("checkpoint"), t.add_argument("out")
+    t.add_argument("--module", action="store_true", help="save the whole nn.Module, not a state_dict")
+    t.set_defaults(run=_cmd_to_torch)
+    f = sub.add_parser("from-torch", help="torch state_dict/module -> owt checkpoint")
+    f.add_argument("model"), f.add_argument("weights"), f.add_argument("out")
+    f.set_defaults(run=_cmd_from_torch)
+    e = sub.add_parser("eval", help="evaluate weights with the torch model, as `owt eval`")
+    e.add_argument("model"), e.add_argument("weights")
+    e.add_argument("--data"), e.add_argument("--split", default="test", choices=["train", "test"])
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(run=_cmd_eval)
+    a = p.parse_args(argv)
+    try:
+        a.run(a)
+    except InteropError as err:
+        print(f"torch_interop: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    # Run through the importable module, so a saved --module pickles as torch_interop.OwtNet
+    # (loadable wherever tools/ is on sys.path), not __main__.OwtNet.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import torch_interop
+    sys.exit(torch_interop.main())
