@@ -11,6 +11,8 @@ GradBuckets::GradBuckets(const ParamStore& store, Communicator& comm, size_t buc
 
 void GradBuckets::ready(const Param* p) {
   if (!p->summed_over_workers() || comm_.size() == 1) return;
+  // Let the buckets already in flight move on while backward continues.
+  for (auto& h : inflight_) h->test();
   size_t end = store_.offset_of(p) + p->local_shape().numel();
   ready_end_ = std::max(ready_end_, end);
   // Launch whole buckets only; the tail goes in finish().

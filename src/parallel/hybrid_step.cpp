@@ -47,7 +47,7 @@ void timed(bool profiling, Backend& backend, double* total, F&& body) {
 }
 }  // namespace
 
-Tensor HybridStep::input_of(size_t i, const Tensor&, int64_t rows) {
+Tensor HybridStep::input_of(size_t i, int64_t rows) {
   if (i == 0) return dp_input_;
   if (net_.has_model_parallel_stage() && i == net_.transition()) return mp_input_;
   return output_of(i - 1, rows);
@@ -55,7 +55,7 @@ Tensor HybridStep::input_of(size_t i, const Tensor&, int64_t rows) {
 
 Tensor HybridStep::output_of(size_t i, int64_t rows) {
   Shape shape = net_.output_shape(i).with_batch(rows);
-  if (in_place_[i]) return input_of(i, Tensor(), rows).reshaped(shape);
+  if (in_place_[i]) return input_of(i, rows).reshaped(shape);
   return outputs_[i].get(backend_, shape);
 }
 
@@ -77,7 +77,7 @@ Tensor HybridStep::run_backward(RunContext& ctx, size_t begin, size_t end, const
   int cur = -1;  // which grad_ buffer holds dy (-1: neither)
   for (size_t i = end; i-- > begin;) {
     Layer& layer = net_.layer(i);
-    Tensor x = input_of(i, Tensor(), rows), y = output_of(i, rows);
+    Tensor x = input_of(i, rows), y = output_of(i, rows);
     Tensor dx;
     bool need_dx = i > begin || want_dx;
     if (need_dx) {
@@ -133,7 +133,7 @@ void HybridStep::sum_over_workers(EvalCounts* c) {
 
 EvalCounts HybridStep::train(const Tensor& x, const Tensor& labels, const int32_t* labels_host,
                              const BatchRows& rows, int64_t step, uint64_t seed,
-                             const std::function<void()>& update_sharded) {
+                             const std::function<void()>& update_model_stage) {
   store_.zero_grads(backend_);
   const int K = comm_.size();
   const int64_t b = rows.local(), B = rows.total();
@@ -198,7 +198,7 @@ EvalCounts HybridStep::train(const Tensor& x, const Tensor& labels, const int32_
       if (block_update) backend_.scale(da.f32(), n * d, static_cast<float>(n) / B);
       if (partial) comm_.reduce(da.f32(), n * d, j);
       if (comm_.rank() == j) backend_.copy(da.f32(), da_local.f32(), n * d * sizeof(float));
-      if (block_update) update_sharded();
+      if (block_update) update_model_stage();
       if (next) inflight = std::move(next);
     }
     ctx.loss_rows = B;

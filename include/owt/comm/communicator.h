@@ -13,11 +13,14 @@ namespace owt {
 enum class CommOp { AllReduce = 0, AllGather, ReduceScatter, Broadcast, Reduce, Count };
 const char* comm_op_name(CommOp op);
 
-// A collective in flight; wait() blocks until its buffers may be touched.
+// A collective in flight; wait() blocks until its buffers may be touched. test() lets the
+// library make progress without blocking (MPI moves non-blocking collectives forward only
+// inside MPI calls) and says whether the collective is complete.
 class CommHandle {
  public:
   virtual ~CommHandle() = default;
   virtual void wait() = 0;
+  virtual bool test() { return false; }
 };
 
 class Communicator {

@@ -41,12 +41,12 @@ class HybridStep {
   // Zeroes the gradients, then runs forward and backward over the global batch; leaves the
   // gradients of the mean loss over all rows summed over workers. x: this worker's rows
   // (b, C, H, W); labels: the whole global batch (B) on the device. With fc_update: block,
-  // `update_sharded` runs after each pipelined block (it steps and zeroes the sharded params).
+  // `update_model_stage` runs after each pipelined block (it steps and zeroes the FC-stage params).
   // labels_host: the same labels on the host, for the training accuracy.
   // Returns loss sum and top-1/top-5 hits over the global batch (identical on every worker).
   EvalCounts train(const Tensor& x, const Tensor& labels, const int32_t* labels_host,
                    const BatchRows& rows, int64_t step, uint64_t seed,
-                   const std::function<void()>& update_sharded);
+                   const std::function<void()>& update_model_stage);
 
   // Per-layer timing (each layer synchronised with the device): `owt bench --profile`.
   void enable_profiling(bool on);
@@ -66,9 +66,11 @@ class HybridStep {
   Tensor run_backward(RunContext& ctx, size_t begin, size_t end, const Tensor& dy, int64_t rows,
                       bool want_dx);
   Tensor output_of(size_t i, int64_t rows);
-  Tensor input_of(size_t i, const Tensor& stage_input, int64_t rows);
+  // Layer i's input (the stage inputs, or layer i-1's output) and output, `rows` rows.
+  Tensor input_of(size_t i, int64_t rows);
   // The model-parallel stage forward and backward on one block of global rows; adds the
-  // block's loss and returns the (partial) gradient w.r.t. the transition input.
+  // block's loss and hits to `counts` and leaves the (partial) gradient w.r.t. the transition
+  // input in last_block_grad_.
   void mp_block(RunContext& ctx, const Tensor& a, const Tensor& labels, const int32_t* labels_host,
                 int64_t rows, EvalCounts* counts);
   // Data-parallel logits: loss and hits of this worker's rows (rows = the global batch).

@@ -63,6 +63,11 @@ class MpiHandle : public CommHandle {
   void wait() override {
     if (request_ != MPI_REQUEST_NULL) OWT_MPI_CHECK(MPI_Wait(&request_, MPI_STATUS_IGNORE));
   }
+  bool test() override {
+    int done = 1;
+    if (request_ != MPI_REQUEST_NULL) OWT_MPI_CHECK(MPI_Test(&request_, &done, MPI_STATUS_IGNORE));
+    return done != 0;
+  }
   MPI_Request* request() { return &request_; }
   const int* counts() const { return counts_.data(); }
   const int* displs() const { return displs_.data(); }

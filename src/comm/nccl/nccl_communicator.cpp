@@ -59,6 +59,8 @@ class NcclHandle : public CommHandle {
     waited_ = true;
     OWT_CUDA_CHECK(cudaStreamWaitEvent(compute_, done_, 0));
   }
+  // NCCL progresses on its own stream; this only reports whether the collective finished.
+  bool test() override { return cudaEventQuery(done_) == cudaSuccess; }
 
  private:
   cudaEvent_t done_;
