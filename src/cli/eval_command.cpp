@@ -16,7 +16,7 @@ void add_eval_command(CLI::App& app, CommandRunner& run) {
   struct Args {
     std::string model, checkpoint, data, device = "auto", split = "test";
     int64_t batch = 0;
-    int threads = 0;
+    int threads = 0, views = 0;
     bool json = false;
   };
   auto args = std::make_shared<Args>();
@@ -29,6 +29,10 @@ void add_eval_command(CLI::App& app, CommandRunner& run) {
       ->capture_default_str()->check(CLI::IsMember({"train", "test"}));
   add_batch_option(cmd, args->batch);
   add_compute_options(cmd, args->threads, args->device);
+  cmd->add_option("--views", args->views,
+                  "1: the centre crop; 10: corners and centre, mirrored, logits averaged "
+                  "(0: data.augment.test_views)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "Print one JSON object instead of a sentence");
   cmd->callback([args, &run] {
     run = [args](Communicator& world) {
@@ -47,13 +51,24 @@ void add_eval_command(CLI::App& app, CommandRunner& run) {
         throw Error(cat(cfg.data.path, ": images are ", tf.output_shape().str(), " but ", cfg.file,
                         " declares input ", cfg.input.str()));
       const int64_t b = cfg.solver.batch;
-      LoaderSpec spec{b, comm.rank(), comm.size(), false, false, false, cfg.seed, 1};
-      BatchLoader loader(*data, tf, spec);
+      // One loader per evaluation view: the centre crop, or the 10 crops of test_views: 10.
+      const int views = args->views > 0 ? args->views : cfg.data.eval.test_views;
+      if (views != 1 && views != 10) throw Error(cat("--views ", views, ": expected 1 or 10"));
+      if (views == 10 && cfg.data.eval.crop == 0)
+        throw Error(cat(cfg.file, ": 10-view evaluation needs data.augment.crop"));
+      std::vector<std::unique_ptr<BatchLoader>> loaders;
+      std::vector<BatchLoader*> view_loaders;
+      for (int v = 0; v < views; ++v) {
+        LoaderSpec spec{b, comm.rank(), comm.size(), false, false, false, cfg.seed, 1};
+        if (views > 1) spec.view = v;
+        loaders.push_back(std::make_unique<BatchLoader>(*data, tf, spec));
+        view_loaders.push_back(loaders.back().get());
+      }
       Network net(cfg, comm.rank(), comm.size(), ParallelMode::Owt);
       ParamStore store(net.params(), *backend);
       LoadedCheckpoint ck = load_checkpoint(args->checkpoint, store, *backend, false);
       HybridStep stepper(net, store, *backend, comm, cfg.parallel);
-      EvalCounts c = evaluate_dataset(stepper, *data, loader, cfg.input, b, *backend, comm);
+      EvalCounts c = evaluate_views(stepper, *data, view_loaders, cfg.input, b, *backend, comm);
       if (comm.rank() != 0) return 0;
       double n = static_cast<double>(c.rows);
       if (args->json)

@@ -210,32 +210,13 @@ EvalCounts HybridStep::train(const Tensor& x, const Tensor& labels, const int32_
   return counts;
 }
 
-Tensor HybridStep::logits(const Tensor& x) {
-  OWT_CHECK(comm_.size() == 1, "logits() runs on one worker");
-  const int64_t rows = x.size(0);
-  RunContext ctx{backend_, comm_, false, 0, 0, 0, rows};
-  dp_input_ = x;
-  const size_t t = net_.transition(), last = net_.size() - 1;
-  if (!net_.has_model_parallel_stage()) return run_forward(ctx, 0, last, x, rows);
-  Tensor a = t > 0 ? run_forward(ctx, 0, t, x, rows) : x;
-  mp_input_ = a.reshaped(net_.input_shape(t).with_batch(rows));
-  return run_forward(ctx, t, last, mp_input_, rows);
-}
-
-EvalCounts HybridStep::evaluate(const Tensor& x, const Tensor& labels, const int32_t* labels_host,
-                                const BatchRows& rows) {
+Tensor HybridStep::eval_logits(const Tensor& x, const BatchRows& rows) {
   const int K = comm_.size();
   const int64_t b = rows.local(), B = rows.total();
   const size_t t = net_.transition(), last = net_.size() - 1;
   RunContext ctx{backend_, comm_, false, 0, 0, rows.row0(), B};
   dp_input_ = x;
-  EvalCounts out;
-  if (!net_.has_model_parallel_stage()) {
-    Tensor logits = run_forward(ctx, 0, last, x, b);
-    out = count_local(ctx, logits, labels.rows(rows.row0(), b), labels_host + rows.row0());
-    sum_over_workers(&out);
-    return out;
-  }
+  if (!net_.has_model_parallel_stage()) return run_forward(ctx, 0, last, x, b);
   Tensor a_local = t > 0 ? run_forward(ctx, 0, t, x, b) : x;
   const Shape a_shape = net_.input_shape(t);
   Tensor a = a_local.reshaped(a_shape.with_batch(b));
@@ -245,11 +226,35 @@ EvalCounts HybridStep::evaluate(const Tensor& x, const Tensor& labels, const int
   }
   ctx.row0 = 0;
   mp_input_ = a;
-  Tensor logits = run_forward(ctx, t, last, a, B);
+  return run_forward(ctx, t, last, a, B);
+}
+
+EvalCounts HybridStep::score(const Tensor& logits, const Tensor& labels, const int32_t* labels_host,
+                             const BatchRows& rows) {
+  const int64_t b = rows.local(), B = rows.total();
+  RunContext ctx{backend_, comm_, false, 0, 0, rows.row0(), B};
+  if (!net_.has_model_parallel_stage()) {
+    EvalCounts out = count_local(ctx, logits, labels.rows(rows.row0(), b), labels_host + rows.row0());
+    sum_over_workers(&out);
+    return out;
+  }
+  EvalCounts out;
   out.loss_sum = net_.loss().forward_loss(ctx, logits, labels);
   net_.loss().count_correct(ctx, logits, labels_host, &out.top1, &out.top5);
   out.rows = B;
   return out;
+}
+
+EvalCounts HybridStep::evaluate(const Tensor& x, const Tensor& labels, const int32_t* labels_host,
+                                const BatchRows& rows) {
+  return score(eval_logits(x, rows), labels, labels_host, rows);
+}
+
+Tensor HybridStep::logits(const Tensor& x) {
+  OWT_CHECK(comm_.size() == 1, "logits() runs on one worker");
+  BatchRows rows;
+  rows.counts = {x.size(0)};
+  return eval_logits(x, rows);
 }
 
 }  // namespace owt

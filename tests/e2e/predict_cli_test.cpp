@@ -76,3 +76,36 @@ TEST_F(PredictCli, DataLabelsTrainsOnASubsetAndKeepsTheNames) {
 
 }  // namespace
 }  // namespace owt::test
+
+namespace owt::test {
+namespace {
+
+TEST_F(PredictCli, TenViewEvaluationAveragesTheCrops) {
+  std::string text = tiny_model_yaml(data_, 3, 32);
+  text.replace(text.find("input: [1, 12, 12]"), 18, "input: [1, 10, 10]");
+  text.replace(text.find("std: [0.3]}"), 11, "std: [0.3], augment: {crop: 10, test_views: 10}}");
+  std::string model = dir_.write("crop.yaml", text), run = dir_.file("run");
+  ASSERT_EQ(run_owt({"train", model, "--out", run, "--no-progress"}).exit_code, 0);
+  std::string ck = run + "/checkpoints/last.safetensors";
+  CliResult one = run_owt({"eval", model, "--checkpoint", ck, "--views", "1", "--json"});
+  CliResult ten = run_owt({"eval", model, "--checkpoint", ck, "--json"});  // test_views: 10
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  ASSERT_EQ(ten.exit_code, 0) << ten.err;
+  auto field = [](const std::string& json, const std::string& key) {
+    return std::stod(json.substr(json.find("\"" + key + "\": ") + key.size() + 4));
+  };
+  // (The synthetic classes are blob positions, so mirrored views look like other classes:
+  // the 10-view score is lower here. evaluate_views_test.cpp checks the averaging itself.)
+  EXPECT_EQ(field(ten.out, "examples"), 64);
+  EXPECT_NE(field(ten.out, "loss"), field(one.out, "loss")) << "the views were not averaged";
+  // The centre view alone is the one-view evaluation of the training run.
+  std::string metrics = read_text(run + "/metrics.jsonl");
+  size_t last_eval = metrics.rfind("\"kind\": \"eval\"");
+  EXPECT_NEAR(field(metrics.substr(last_eval), "loss"), field(one.out, "loss"), 1e-4);
+  CliResult bad = run_owt({"eval", model_, "--checkpoint", ck, "--views", "10"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("crop"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace owt::test

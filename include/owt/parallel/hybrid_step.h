@@ -58,6 +58,12 @@ class HybridStep {
   // Forward only (dropout off); loss and top-1/top-5 hits over the global batch.
   EvalCounts evaluate(const Tensor& x, const Tensor& labels, const int32_t* labels_host,
                       const BatchRows& rows);
+  // The two halves of evaluate(), for scoring an average over views: the logits as the loss
+  // sees them (this worker's rows, or all B rows of this worker's class shard; a view into
+  // the step's buffers, valid until the next pass), and their loss and hits.
+  Tensor eval_logits(const Tensor& x, const BatchRows& rows);
+  EvalCounts score(const Tensor& logits, const Tensor& labels, const int32_t* labels_host,
+                   const BatchRows& rows);
 
  private:
   Tensor run_forward(RunContext& ctx, size_t begin, size_t end, const Tensor& input, int64_t rows);

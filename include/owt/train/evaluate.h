@@ -21,4 +21,10 @@ void global_labels(BatchLoader& loader, const Dataset& data, int64_t epoch, int6
 EvalCounts evaluate_dataset(HybridStep& stepper, const Dataset& data, BatchLoader& loader,
                             const Shape& input, int64_t batch, Backend& backend, Communicator& comm);
 
+// The same over several views of every example (one loader per view, e.g. the 10 crops of
+// data.augment.test_views): each example is scored by its logits averaged over the views.
+EvalCounts evaluate_views(HybridStep& stepper, const Dataset& data,
+                          const std::vector<BatchLoader*>& views, const Shape& input,
+                          int64_t batch, Backend& backend, Communicator& comm);
+
 }  // namespace owt
