@@ -62,9 +62,16 @@ void add_train_command(CLI::App& app, CommandRunner& run) {
                     cfg.name.c_str(), static_cast<long long>(s.steps), comm.size(),
                     comm.size() > 1 ? "s" : "", format_duration(s.seconds).c_str(),
                     100 * s.final_top1, 100 * s.final_top5, s.final_loss, s.train_images_per_s);
-        if (comm.size() > 1)
-          std::printf("owt: communication: %llu bytes per step per worker\n",
-                      static_cast<unsigned long long>(s.comm_elements_per_step * sizeof(float)));
+        if (comm.size() > 1) {
+          uint64_t total = 0;
+          std::string by_op;
+          for (const auto& [op, bytes] : s.comm_bytes_per_step) {
+            total += bytes;
+            by_op += cat(by_op.empty() ? "" : ", ", op, " ", bytes);
+          }
+          std::printf("owt: communication: %llu bytes per step per worker (%s)\n",
+                      static_cast<unsigned long long>(total), by_op.c_str());
+        }
         std::printf("owt: run directory %s\n", s.run_dir.c_str());
       }
       return 0;

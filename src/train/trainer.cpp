@@ -232,7 +232,9 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
       if (comm.elements_sent(static_cast<CommOp>(op)))
         tr.comm_bytes_by_op[comm_op_name(static_cast<CommOp>(op))] =
             comm.elements_sent(static_cast<CommOp>(op)) * sizeof(float);
-    summary.comm_elements_per_step = comm.total_elements_sent() / std::max<int64_t>(1, epoch_steps);
+    summary.comm_bytes_per_step.clear();
+    for (const auto& [op, bytes] : tr.comm_bytes_by_op)
+      summary.comm_bytes_per_step[op] = bytes / std::max<int64_t>(1, epoch_steps);
 
     MetricsRecord ev = run_eval(epoch);
     ev.skipped = eval_loader.skipped();

@@ -2,6 +2,7 @@
 // every epoch, metrics, progress and checkpoints. One per worker; rank 0 owns the run directory.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "owt/backend/backend.h"
@@ -35,7 +36,7 @@ struct TrainSummary {
   double final_top1 = 0, final_top5 = 0, best_top1 = 0, final_loss = 0;
   double train_images_per_s = 0, seconds = 0;
   int64_t steps = 0;
-  uint64_t comm_elements_per_step = 0;
+  std::map<std::string, uint64_t> comm_bytes_per_step;  // this worker, per op kind, last epoch
 };
 
 // Applies the command-line overrides to a model config (batch, epochs, lr, seed, data path).
