@@ -2,7 +2,6 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "owt/comm/make_communicator.h"
 #include "owt/train/benchmark.h"
 
 namespace owt {
@@ -28,11 +27,10 @@ void add_bench_command(CLI::App& app, CommandRunner& run) {
   cmd->add_flag("--profile", args->opt.profile, "Also time each layer's forward and backward");
   cmd->callback([args, &run] {
     run = [args](Communicator& world) {
-      set_thread_count(args->threads);
-      ModelConfig cfg = load_model_config(args->model);
-      auto backend = make_backend_for(args->device, cfg.precision, world.rank() == 0 && !args->json);
-      auto device_comm = make_device_communicator(world, *backend);  // NCCL for GPU workers
-      Communicator& comm = device_comm ? *device_comm : world;
+      ComputeSetup setup = setup_compute(world, args->model, args->device, args->threads, !args->json);
+      ModelConfig& cfg = setup.cfg;
+      Backend* backend = setup.backend.get();
+      Communicator& comm = *setup.comm;
       args->opt.mode = args->parallel == "dp" ? ParallelMode::DataOnly : ParallelMode::Owt;
       BenchResult r = run_benchmark(cfg, args->opt, *backend, comm);
       if (comm.rank() != 0) return 0;

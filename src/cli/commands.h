@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "owt/comm/communicator.h"
+#include "owt/train/model_config.h"
 
 namespace owt {
 
@@ -25,6 +26,20 @@ void add_predict_command(CLI::App& app, CommandRunner& run);
 // --threads (per worker, 0: cores / workers on this node) and --device.
 void add_batch_option(CLI::App* cmd, int64_t& batch);
 void add_compute_options(CLI::App* cmd, int& threads, std::string& device);
+
+// What a computing subcommand needs once its flags are parsed: the model file, the backend
+// for --device at the model's precision, and the communicator its tensors travel on (NCCL
+// for several GPU workers, else the job's world communicator).
+struct ComputeSetup {
+  ModelConfig cfg;
+  std::unique_ptr<class Backend> backend;
+  std::unique_ptr<Communicator> device_comm;
+  Communicator* comm = nullptr;
+};
+// Sets the thread count, loads `model`, makes the backend (announcing a CPU fallback on
+// rank 0 when `announce`) and the device communicator.
+ComputeSetup setup_compute(Communicator& world, const std::string& model, const std::string& device,
+                           int threads, bool announce);
 
 // Shared options: OpenMP threads per worker (0: cores / workers on this node).
 void set_thread_count(int threads);

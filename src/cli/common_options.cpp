@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "owt/comm/make_communicator.h"
 #include "owt/backend/backend.h"
 #include "owt/backend/cuda.h"
 #include "owt/core/error.h"
@@ -24,6 +25,17 @@ void add_compute_options(CLI::App* cmd, int& threads, std::string& device) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", device, "Where to compute")
       ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+}
+
+ComputeSetup setup_compute(Communicator& world, const std::string& model, const std::string& device,
+                           int threads, bool announce) {
+  set_thread_count(threads);
+  ComputeSetup s;
+  s.cfg = load_model_config(model);
+  s.backend = make_backend_for(device, s.cfg.precision, announce && world.rank() == 0);
+  s.device_comm = make_device_communicator(world, *s.backend);  // NCCL for GPU workers
+  s.comm = s.device_comm ? s.device_comm.get() : &world;
+  return s;
 }
 
 void set_thread_count(int threads) {

@@ -2,7 +2,6 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "owt/comm/make_communicator.h"
 #include "owt/data/loader.h"
 #include "owt/nn/param_store.h"
 #include "owt/train/checkpoint.h"
@@ -36,11 +35,10 @@ void add_eval_command(CLI::App& app, CommandRunner& run) {
   cmd->add_flag("--json", args->json, "Print one JSON object instead of a sentence");
   cmd->callback([args, &run] {
     run = [args](Communicator& world) {
-      set_thread_count(args->threads);
-      ModelConfig cfg = load_model_config(args->model);
-      auto backend = make_backend_for(args->device, cfg.precision, world.rank() == 0 && !args->json);
-      auto device_comm = make_device_communicator(world, *backend);  // NCCL for GPU workers
-      Communicator& comm = device_comm ? *device_comm : world;
+      ComputeSetup setup = setup_compute(world, args->model, args->device, args->threads, !args->json);
+      ModelConfig& cfg = setup.cfg;
+      Backend* backend = setup.backend.get();
+      Communicator& comm = *setup.comm;
       TrainOptions overrides;
       overrides.data_dir = args->data;
       overrides.batch = args->batch;

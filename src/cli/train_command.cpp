@@ -2,7 +2,6 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "owt/comm/make_communicator.h"
 #include "owt/train/metrics.h"
 #include "owt/train/trainer.h"
 
@@ -48,11 +47,10 @@ void add_train_command(CLI::App& app, CommandRunner& run) {
   cmd->add_flag("!--no-progress", args->opt.progress, "Print only one line per epoch");
   cmd->callback([args, &run] {
     run = [args](Communicator& world) {
-      set_thread_count(args->opt.threads);
-      ModelConfig cfg = load_model_config(args->model);
-      auto backend = make_backend_for(args->device, cfg.precision, world.rank() == 0);
-      auto device_comm = make_device_communicator(world, *backend);  // NCCL for GPU workers
-      Communicator& comm = device_comm ? *device_comm : world;
+      ComputeSetup setup = setup_compute(world, args->model, args->device, args->opt.threads, true);
+      ModelConfig& cfg = setup.cfg;
+      Backend* backend = setup.backend.get();
+      Communicator& comm = *setup.comm;
       TrainOptions opt = args->opt;
       opt.mode = args->parallel == "dp" ? ParallelMode::DataOnly : ParallelMode::Owt;
       TrainSummary s = train(cfg, opt, *backend, comm);

@@ -1,5 +1,5 @@
-// expect_error: runs a callable and expects an owt::Error whose message contains every one of
-// the given parts (file, line, field, ...), the shape of every bad-input test.
+// expect_error / error_of: run a callable that should throw an owt::Error, and check or return
+// its message (file, line, field, ...): the shape of every bad-input test.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -20,6 +20,18 @@ void expect_error(Fn fn, const std::vector<std::string>& parts) {
     for (const std::string& p : parts)
       EXPECT_NE(msg.find(p), std::string::npos) << "message lacks '" << p << "': " << msg;
   }
+}
+
+// The message of the owt::Error `fn` throws; a test failure (and "") when it throws none.
+template <typename Fn>
+std::string error_of(Fn fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no owt::Error thrown";
+  return "";
 }
 
 }  // namespace owt::test

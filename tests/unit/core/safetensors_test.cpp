@@ -20,9 +20,12 @@
 
 #include "owt/core/error.h"
 #include "support/temp_dir.h"
+#include "support/expect_error.h"
 
 namespace owt {
 namespace {
+
+using test::error_of;
 
 using test::TempDir;
 
@@ -43,15 +46,6 @@ std::string slurp(const std::string& path) {
 }
 
 // The message of the owt::Error thrown by `f`, or a marker if none was thrown.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error thrown>";
-}
-
 void expect_mentions(const std::string& msg, std::initializer_list<std::string> parts) {
   for (const std::string& p : parts)
     EXPECT_NE(msg.find(p), std::string::npos) << "expected '" << p << "' in: " << msg;

@@ -7,20 +7,14 @@
 #include "support/idx_writer.h"
 #include "support/image_data.h"
 #include "support/temp_dir.h"
+#include "support/expect_error.h"
 
 namespace owt {
 namespace {
 
-using test::RgbImages;
+using test::error_of;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::RgbImages;
 
 void expect_same(const Dataset& ds, const RgbImages& ref) {
   ASSERT_EQ(ds.size(), ref.n);

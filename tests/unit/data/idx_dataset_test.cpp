@@ -10,9 +10,12 @@
 #include "owt/data/dataset.h"
 #include "support/idx_writer.h"
 #include "support/temp_dir.h"
+#include "support/expect_error.h"
 
 namespace owt {
 namespace {
+
+using test::error_of;
 
 using test::idx_images_bytes;
 using test::idx_images_path;
@@ -21,17 +24,6 @@ using test::idx_labels_path;
 using test::write_bytes;
 
 // Runs `f`, expects an owt::Error and returns its message.
-template <typename F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no owt::Error thrown";
-  return "";
-}
-
 #define EXPECT_HAS(msg, part) EXPECT_NE((msg).find(part), std::string::npos) << (msg)
 
 void check_round_trip(bool gz) {

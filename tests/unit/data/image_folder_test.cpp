@@ -12,23 +12,17 @@
 #include "support/idx_writer.h"
 #include "support/image_data.h"
 #include "support/temp_dir.h"
+#include "support/expect_error.h"
 
 namespace owt {
 namespace {
+
+using test::error_of;
 
 using test::RgbImages;
 
 #define SKIP_WITHOUT_OPENCV() \
   if (!have_image_codec()) GTEST_SKIP() << "built without OpenCV"
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // Largest |decoded - reference| over image i, in 8-bit units.
 float max_diff(const Image& img, const RgbImages& ref, int i) {

@@ -13,24 +13,18 @@
 #include "support/idx_writer.h"
 #include "support/image_data.h"
 #include "support/temp_dir.h"
+#include "support/expect_error.h"
 
 namespace owt {
 namespace {
+
+using test::error_of;
 
 namespace fs = std::filesystem;
 using test::RgbImages;
 
 #define SKIP_WITHOUT_OPENCV() \
   if (!have_image_codec()) GTEST_SKIP() << "built without OpenCV"
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
