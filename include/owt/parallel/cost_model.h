@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "owt/nn/network.h"
+#include "owt/parallel/network.h"
 #include "owt/train/model_config.h"
 
 namespace owt {

@@ -5,7 +5,7 @@
 #include <functional>
 #include <vector>
 
-#include "owt/nn/network.h"
+#include "owt/parallel/network.h"
 #include "owt/nn/param_store.h"
 #include "owt/nn/scratch.h"
 #include "owt/parallel/grad_buckets.h"

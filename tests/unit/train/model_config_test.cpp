@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "owt/core/error.h"
-#include "owt/nn/network.h"
+#include "owt/parallel/network.h"
 #include "owt/train/model_config.h"
 
 namespace owt {

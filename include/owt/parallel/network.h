@@ -1,18 +1,16 @@
-// Network: the model file's layers built through the registry, placed by the hybrid plan
-// (data-parallel prefix, model-parallel suffix, loss last), with shapes fixed and params declared.
+// Network: the model file's layers built through the registry and placed by the hybrid plan
+// (parallel/plan.h: data-parallel prefix, model-parallel suffix, loss last), with shapes fixed
+// and params declared.
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "owt/nn/layer.h"
+#include "owt/parallel/plan.h"
 #include "owt/train/model_config.h"
 
 namespace owt {
-
-// owt: the plan of the model file (conv data-parallel, linear model-parallel by default);
-// dp: every layer data-parallel (the baseline).
-enum class ParallelMode { Owt, DataOnly };
 
 class Network {
  public:

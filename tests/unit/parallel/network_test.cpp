@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "gradient_check.h"
+#include "owt/backend/backend.h"
+#include "owt/nn/init.h"
+#include "owt/nn/param_store.h"
 #include "support/expect_error.h"
-#include "owt/nn/network.h"
+#include "owt/parallel/network.h"
 #include "owt/train/model_config.h"
 
 namespace owt::test {

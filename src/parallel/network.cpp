@@ -1,6 +1,6 @@
 // Network construction: each layer's YAML goes to its factory; the generic keys (parallel,
-// lr_mult, wd_mult, freeze) are read here; then the plan places layers and shapes are chained.
-#include "owt/nn/network.h"
+// split, lr_mult, wd_mult, freeze) are read here; the plan places the layers; shapes are chained.
+#include "owt/parallel/network.h"
 
 #include <set>
 
@@ -64,59 +64,31 @@ Network::Network(const ModelConfig& cfg, int rank, int workers, ParallelMode mod
     layers_.push_back(std::move(layer));
   }
 
-  // The plan: a layer is model-parallel when it supports it and the file does not say data.
-  transition_ = size() - 1;
-  std::vector<bool> sharded(size(), false);
-  for (size_t i = 0; i + 1 < size(); ++i) {
-    bool model = mode == ParallelMode::Owt && layers_[i]->supports_model_parallel() &&
-                 generic[i].parallel != "data";
-    if (model && transition_ == size() - 1) transition_ = i;
-    if (!model && i > transition_ && !layers_[i]->params().empty() && generic[i].parallel == "data")
-      throw Error(cat(where[i], ": layer '", layers_[i]->name(),
-                      "': parallel: data after the model-parallel layer '",
-                      layers_[transition_]->name(), "' (data-parallel layers come first)"));
-    sharded[i] = model;
-  }
-
-  // Every layer's unsharded width, from a one-worker shape pass.
-  std::vector<int64_t> full_in(size()), full_out(size());
+  // Every layer's unsharded width, from a one-worker shape pass; then the plan.
+  std::vector<PlanLayer> plan_layers(size());
   {
     Shape probe = cfg.input;
     for (size_t i = 0; i < size(); ++i) {
-      full_in[i] = probe.numel();
+      PlanLayer& pl = plan_layers[i];
+      pl.name = layers_[i]->name();
+      pl.where = where[i];
+      pl.parallel = generic[i].parallel;
+      pl.split = generic[i].split;
+      pl.supports_model_parallel = layers_[i]->supports_model_parallel();
+      pl.preserves_feature_shard = layers_[i]->preserves_feature_shard();
+      pl.is_loss = layers_[i]->as_loss() != nullptr;
+      pl.has_params = !layers_[i]->params().empty();
+      pl.in_width = probe.numel();
       try {  // a shape the layer cannot take is a model-file error: say where the layer is
         probe = layers_[i]->setup(probe, LayerPlacement{});
       } catch (const Error& e) {
         throw Error(cat(where[i], ": ", e.what()));
       }
-      full_out[i] = probe.numel();
+      pl.out_width = probe.numel();
     }
   }
-  // The next layer after i that is not shard-preserving (relu, dropout, flatten).
-  auto consumer = [&](size_t i) {
-    size_t j = i + 1;
-    while (j < size() && !layers_[j]->as_loss() && layers_[j]->preserves_feature_shard()) ++j;
-    return j;
-  };
-  // A model-parallel linear i leaves its output as a feature shard when the loss takes it
-  // (sharded softmax), or when the next linear j runs row-parallel ("split, then add"), which
-  // the plan picks when it moves fewer elements per row than column-parallel (DESIGN §4):
-  //   row: all-reduce j's outputs (2·out_j) vs column: gather i's outputs, all-reduce j's
-  //   partial input gradients (in_j + 2·in_j), and gather j's own outputs (out_j) unless the
-  //   loss takes them sharded. B and the (K-1)/K factors are common to both and cancel.
-  std::vector<bool> keep_shard(size(), false);
-  for (size_t i = 0; i + 1 < size(); ++i) {
-    if (!sharded[i]) continue;
-    size_t j = consumer(i);
-    if (layers_[j]->as_loss()) {
-      keep_shard[i] = true;
-    } else if (sharded[j]) {
-      bool j_gathers = !layers_[consumer(j)]->as_loss();
-      double row = 2.0 * full_out[j];
-      double col = 3.0 * full_in[j] + (j_gathers ? full_out[j] : 0.0);
-      keep_shard[i] = generic[j].split == "input" || (generic[j].split == "auto" && row < col);
-    }
-  }
+  const Plan plan = make_plan(plan_layers, mode);
+  transition_ = plan.transition;
 
   // Placements and the real shapes. Replicated params of layers in the model-parallel stage
   // see the whole global batch on every worker: their gradients are already complete.
@@ -128,11 +100,11 @@ Network::Network(const ModelConfig& cfg, int rank, int workers, ParallelMode mod
     LayerPlacement& p = placements_[i];
     p.rank = rank;
     p.workers = workers;
-    p.parallel = sharded[i] ? Parallel::Model : Parallel::Data;
+    p.parallel = plan.model[i] ? Parallel::Model : Parallel::Data;
     p.input_sharded = input_sharded;
     p.in_col0 = col0;
     p.in_cols_total = cols_total;
-    p.gather_output = !keep_shard[i];
+    p.gather_output = !plan.keep_shard[i];
     in_shapes_.push_back(shape);
     try {
       shape = layers_[i]->setup(shape, p);
