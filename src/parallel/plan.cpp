@@ -1,5 +1,5 @@
 // make_plan: linear layers model-parallel unless the file says data; the transition before the
-// first of them; and, per model-parallel linear, whether its output stays a feature shard.
+// first of them; and, per chain of model-parallel linears, the cheapest column/row split.
 #include "owt/parallel/plan.h"
 
 #include "owt/core/error.h"
@@ -27,22 +27,51 @@ Plan make_plan(const std::vector<PlanLayer>& layers, ParallelMode mode) {
     while (j < n && !layers[j].is_loss && layers[j].preserves_feature_shard) ++j;
     return j;
   };
-  // A model-parallel linear i leaves its output as a feature shard when the loss takes it
-  // (sharded softmax), or when the next linear j runs row-parallel ("split, then add"), which
-  // the plan picks when it moves fewer elements per row than column-parallel (DESIGN §4):
-  //   row: all-reduce j's outputs (2·out_j) vs column: gather i's outputs, all-reduce j's
-  //   partial input gradients (in_j + 2·in_j), and gather j's own outputs (out_j) unless the
-  //   loss takes them sharded. B and the (K-1)/K factors are common to both and cancel.
-  for (size_t i = 0; i + 1 < n; ++i) {
-    if (!plan.model[i]) continue;
-    const size_t j = consumer(i);
-    if (layers[j].is_loss) {
-      plan.keep_shard[i] = true;
-    } else if (plan.model[j]) {
-      const bool j_gathers = !layers[consumer(j)].is_loss;
-      const double row = 2.0 * layers[j].out_width;
-      const double col = 3.0 * layers[j].in_width + (j_gathers ? layers[j].out_width : 0.0);
-      plan.keep_shard[i] = layers[j].split == "input" || (layers[j].split == "auto" && row < col);
+  // Chains of model-parallel linears joined only by shard-preserving layers. Within a chain
+  // each linear is column-parallel ("split, then stack") or row-parallel ("split, then add",
+  // possible only right after a column-parallel one that keeps its output a feature shard).
+  // Per example, in units of (K-1)/K elements (an all-gather of w costs w, an all-reduce 2w):
+  //   column: all-reduce of its partial input gradients, 2·in (not for the transition layer,
+  //           whose reduce-scatter is the same either way), plus gathering its outputs, out,
+  //           unless a row-parallel linear or the (sharded) loss takes them as a shard;
+  //   row:    all-reduce of its partial outputs, 2·out.
+  // Every assignment of a chain is tried (chains are short) and the cheapest kept; ties go to
+  // column. `split: output|input` in the model file fixes a layer's choice.
+  std::vector<bool> in_chain(n, false);
+  for (size_t start = 0; start + 1 < n; ++start) {
+    if (!plan.model[start] || in_chain[start]) continue;
+    std::vector<size_t> chain{start};
+    for (size_t j = consumer(start); j + 1 < n && plan.model[j]; j = consumer(j)) chain.push_back(j);
+    for (size_t c : chain) in_chain[c] = true;
+    const size_t m = chain.size();
+    const bool feeds_loss = layers[consumer(chain.back())].is_loss;
+    double best_cost = -1;
+    uint32_t best = 0;
+    for (uint32_t rows = 0; rows < (1u << m); ++rows) {  // bit t: chain[t] row-parallel
+      auto is_row = [&](size_t t) { return t < m && ((rows >> t) & 1u); };
+      bool valid = !is_row(0);
+      double cost = 0;
+      for (size_t t = 0; t < m && valid; ++t) {
+        const PlanLayer& l = layers[chain[t]];
+        if ((l.split == "input" && !is_row(t)) || (l.split == "output" && is_row(t))) valid = false;
+        if (is_row(t)) {
+          valid = valid && !is_row(t - 1);
+          cost += 2.0 * l.out_width;
+        } else {
+          const bool kept = is_row(t + 1) || (t + 1 == m && feeds_loss);
+          cost += (chain[t] == plan.transition ? 0.0 : 2.0 * l.in_width) + (kept ? 0.0 : l.out_width);
+        }
+      }
+      if (valid && (best_cost < 0 || cost < best_cost)) best_cost = cost, best = rows;
+    }
+    if (best_cost < 0)
+      throw Error(cat(layers[chain.front()].where, ": layer '", layers[chain.front()].name,
+                      "': no plan satisfies the split keys of this chain of linear layers "
+                      "(split: input needs a column-parallel linear just before it)"));
+    for (size_t t = 0; t < m; ++t) {
+      const bool next_row = t + 1 < m && ((best >> (t + 1)) & 1u);
+      const bool row = (best >> t) & 1u;
+      plan.keep_shard[chain[t]] = !row && (next_row || (t + 1 == m && feeds_loss));
     }
   }
   return plan;

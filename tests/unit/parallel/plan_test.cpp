@@ -41,19 +41,25 @@ std::vector<PlanLayer> alexnet_head() {
           linear("fc7", 4096, 4096), elementwise("relu7"), linear("fc8", 4096, 1000), loss()};
 }
 
-TEST(Plan, AlexNetHeadAlternatesColumnAndRowParallel) {
+TEST(Plan, AlexNetHeadPicksTheCheapestChain) {
   Plan p = make_plan(alexnet_head(), ParallelMode::Owt);
   EXPECT_EQ(p.transition, 2u);
   EXPECT_EQ(p.model, (std::vector<bool>{false, false, true, false, true, false, true, false}));
-  // fc6 keeps a shard for the row-parallel fc7 (2*4096 < 3*4096 + 4096); fc7's output is whole,
-  // so fc8 is column-parallel and keeps its class shard for the loss.
-  EXPECT_EQ(p.keep_shard, (std::vector<bool>{false, false, true, false, false, false, true, false}));
+  // Per example, in (K-1)/K units: column/column/column 4096 + 3*4096 + 2*4096 = 24576;
+  // column/row/column 0 + 2*4096 + 2*4096 = 16384; column/column/row 4096 + 2*4096 + 2*1000
+  // = 14288, the cheapest: fc6 gathers, fc7 keeps a shard, fc8 is row-parallel.
+  EXPECT_EQ(p.keep_shard, (std::vector<bool>{false, false, false, false, true, false, false, false}));
 }
 
 TEST(Plan, TheModelFileCanForceEitherSplit) {
   std::vector<PlanLayer> layers = alexnet_head();
-  layers[4].split = "output";
-  EXPECT_FALSE(make_plan(layers, ParallelMode::Owt).keep_shard[2]);
+  layers[4].split = "input";  // forces column/row/column
+  Plan forced = make_plan(layers, ParallelMode::Owt);
+  EXPECT_TRUE(forced.keep_shard[2]);
+  EXPECT_FALSE(forced.keep_shard[4]);
+  EXPECT_TRUE(forced.keep_shard[6]);
+  layers[6].split = "input";  // two row-parallel linears in a row cannot be
+  expect_error([&] { make_plan(layers, ParallelMode::Owt); }, {"fc6", "split"});
   layers = {linear("fc1", 100, 4096), linear("fc2", 4096, 4096, "input"), loss()};
   EXPECT_TRUE(make_plan(layers, ParallelMode::Owt).keep_shard[0]);
   layers[1].split = "auto";  // row 2*4096 < column 3*4096 (the loss takes fc2 sharded)
