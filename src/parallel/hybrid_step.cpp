@@ -185,6 +185,10 @@ EvalCounts HybridStep::train(const Tensor& x, const Tensor& labels, const int32_
       return comm_.broadcast_async(blocks[j % 2].f32(), rows.counts[j] * d, j);
     };
     bool block_update = config_.fc_update == "block";
+    // Block j's input gradient is summed onto worker j while later blocks compute: worker j
+    // reduces in place in da_local, the others from a staging copy that outlives the call.
+    Tensor staging = da_staging_.get(backend_, a_shape.with_batch(B));
+    std::vector<std::unique_ptr<CommHandle>> reductions;
     auto inflight = send_block(0);
     for (int j = 0; j < K; ++j) {
       inflight->wait();
@@ -196,11 +200,13 @@ EvalCounts HybridStep::train(const Tensor& x, const Tensor& labels, const int32_
       mp_block(ctx, blocks[j % 2].rows(0, n), labels.rows(r0, n), labels_host + r0, n, &counts);
       Tensor da = last_block_grad_;  // (n, d)
       if (block_update) backend_.scale(da.f32(), n * d, static_cast<float>(n) / B);
-      if (partial) comm_.reduce(da.f32(), n * d, j);
-      if (comm_.rank() == j) backend_.copy(da.f32(), da_local.f32(), n * d * sizeof(float));
+      float* target = comm_.rank() == j ? da_local.f32() : staging.rows(r0, n).f32();
+      backend_.copy(da.f32(), target, n * d * sizeof(float));
+      if (partial) reductions.push_back(comm_.reduce_async(target, n * d, j));
       if (block_update) update_model_stage();
       if (next) inflight = std::move(next);
     }
+    for (auto& r : reductions) r->wait();
     ctx.loss_rows = B;
   }
 

@@ -93,7 +93,7 @@ class HybridStep {
   std::vector<bool> in_place_;          // layer i writes its output over its input
   std::vector<Scratch> outputs_;        // layer i's output (rows, out...)
   Scratch grad_[2];                     // ping-pong gradient buffers
-  Scratch gathered_, block_[2], da_local_, dlogits_;
+  Scratch gathered_, block_[2], da_local_, da_staging_, dlogits_;
   Tensor dp_input_, mp_input_;          // the tensors fed to each stage this pass
   Tensor last_block_grad_;              // mp_block's gradient w.r.t. the transition input
   bool profiling_ = false;
