@@ -35,7 +35,8 @@ class BatchLoader {
   int64_t batches_per_epoch() const;
   // Rows this worker gets in global batch `index` (b, or fewer in a final partial batch).
   int64_t local_rows(int64_t index) const;
-  // Global example position (in epoch order) of this worker's row 0 in batch `index`.
+  // Position of this worker's row 0 within global batch `index` (rank x b for a full batch),
+  // as split_rows (train/evaluate.h) lays the rows out.
   int64_t global_row0(int64_t index) const;
   // Fills x (rows, C, H, W) and labels (rows) of this worker's share of batch `index` of `epoch`.
   // The batch after the previous request (the next index, or batch 0 of the next epoch) comes
