@@ -7,6 +7,7 @@
 #include "owt/train/checkpoint.h"
 #include "owt/train/data_split.h"
 #include "owt/train/evaluate.h"
+#include "owt/train/metrics.h"
 #include "owt/train/trainer.h"
 
 namespace owt {
@@ -69,15 +70,17 @@ void add_eval_command(CLI::App& app, CommandRunner& run) {
       EvalCounts c = evaluate_views(stepper, *data, view_loaders, cfg.input, b, *backend, comm);
       if (comm.rank() != 0) return 0;
       double n = static_cast<double>(c.rows);
-      if (args->json)
+      if (args->json) {
         std::printf("{\"checkpoint\": \"%s\", \"split\": \"%s\", \"examples\": %lld, \"step\": %lld, "
                     "\"loss\": %.6f, \"top1\": %.6f, \"top5\": %.6f}\n",
                     args->checkpoint.c_str(), args->split.c_str(), static_cast<long long>(c.rows),
                     static_cast<long long>(ck.step), c.loss_sum / n, c.top1 / n, c.top5 / n);
-      else
-        std::printf("%s on %lld %s examples: loss %.4f, top-1 %.2f%%, top-5 %.2f%%\n",
+      } else {
+        const std::string top5 = cfg.classes > 5 ? cat(", top-5 ", fixed(100 * c.top5 / n, 2), "%") : "";
+        std::printf("%s on %lld %s examples: loss %.4f, top-1 %.2f%%%s\n",
                     args->checkpoint.c_str(), static_cast<long long>(c.rows), args->split.c_str(),
-                    c.loss_sum / n, 100 * c.top1 / n, 100 * c.top5 / n);
+                    c.loss_sum / n, 100 * c.top1 / n, top5.c_str());
+      }
       return 0;
     };
   });

@@ -55,11 +55,12 @@ void add_train_command(CLI::App& app, CommandRunner& run) {
       opt.mode = args->parallel == "dp" ? ParallelMode::DataOnly : ParallelMode::Owt;
       TrainSummary s = train(cfg, opt, *backend, comm);
       if (comm.rank() == 0) {
-        std::printf("owt: trained %s for %lld steps on %d worker%s in %s: test top-1 %.2f%%, "
-                    "top-5 %.2f%%, loss %.4f; %.0f images/s\n",
+        const std::string top5 = cfg.classes > 5 ? cat(", top-5 ", fixed(100 * s.final_top5, 2), "%") : "";
+        std::printf("owt: trained %s for %lld steps on %d worker%s in %s: test top-1 %.2f%%%s, "
+                    "loss %.4f; %.0f images/s\n",
                     cfg.name.c_str(), static_cast<long long>(s.steps), comm.size(),
                     comm.size() > 1 ? "s" : "", format_duration(s.seconds).c_str(),
-                    100 * s.final_top1, 100 * s.final_top5, s.final_loss, s.train_images_per_s);
+                    100 * s.final_top1, top5.c_str(), s.final_loss, s.train_images_per_s);
         if (comm.size() > 1) {
           uint64_t total = 0;
           std::string by_op;

@@ -250,11 +250,13 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
     summary.final_loss = ev.loss;
     CheckpointMeta meta{cfg, step, epoch, best, class_names};
     save_run_checkpoints(summary.run_dir, store, meta, backend, comm);
+    // Top-5 only means something with more than 5 classes.
+    const std::string top5 = cfg.classes > 5 ? cat(" top-5 ", fixed(100 * ev.top5, 2), "%") : "";
     progress.finish_epoch(cat("epoch ", epoch, "/", cfg.solver.epochs, "  train loss ",
                               fixed(tr.loss, 4), " acc ", fixed(100 * tr.top1, 2), "%  |  test loss ",
-                              fixed(ev.loss, 4), " top-1 ", fixed(100 * ev.top1, 2), "% top-5 ",
-                              fixed(100 * ev.top5, 2), "%  |  ", fixed(tr.images_per_s, 0),
-                              " img/s  ", format_duration(epoch_seconds)));
+                              fixed(ev.loss, 4), " top-1 ", fixed(100 * ev.top1, 2), "%", top5,
+                              "  |  ", fixed(tr.images_per_s, 0), " img/s  ",
+                              format_duration(epoch_seconds)));
   }
   summary.seconds = seconds_since(run_start);
   summary.train_images_per_s = train_seconds > 0 ? summary.steps * B / train_seconds : 0;
