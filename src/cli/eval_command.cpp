@@ -46,9 +46,7 @@ void add_eval_command(CLI::App& app, CommandRunner& run) {
       apply_overrides(cfg, overrides);
       auto data = open_split(cfg, args->split);
       Transform tf(cfg.data.eval, data->example_shape(), cfg.seed);
-      if (tf.output_shape() != cfg.input)
-        throw Error(cat(cfg.data.path, ": images are ", tf.output_shape().str(), " but ", cfg.file,
-                        " declares input ", cfg.input.str()));
+      check_split(*data, cfg, tf, args->split);
       const int64_t b = cfg.solver.batch;
       // One loader per evaluation view: the centre crop, or the 10 crops of test_views: 10.
       const int views = args->views > 0 ? args->views : cfg.data.eval.test_views;

@@ -59,6 +59,14 @@ Tensor HybridStep::output_of(size_t i, int64_t rows) {
   return outputs_[i].get(backend_, shape);
 }
 
+Tensor HybridStep::gather_rows(const Tensor& a_local, const BatchRows& rows) {
+  const Shape a_shape = net_.input_shape(net_.transition());
+  if (comm_.size() == 1) return a_local.reshaped(a_shape.with_batch(rows.local()));
+  Tensor a = gathered_.get(backend_, a_shape.with_batch(rows.total()));
+  comm_.all_gather(a_local.f32(), a.f32(), scaled(rows.counts, a_shape.numel()));
+  return a;
+}
+
 Tensor HybridStep::run_forward(RunContext& ctx, size_t begin, size_t end, const Tensor& input,
                                int64_t rows) {
   Tensor x = input;
@@ -163,11 +171,7 @@ EvalCounts HybridStep::train(const Tensor& x, const Tensor& labels, const int32_
 
   if (config_.transition == "allgather" || K == 1) {
     // Scheme (a): every worker gets all B rows, runs the FC stage once.
-    Tensor a = a_local.reshaped(a_shape.with_batch(b));
-    if (K > 1) {
-      a = gathered_.get(backend_, a_shape.with_batch(B));
-      comm_.all_gather(a_local.f32(), a.f32(), scaled(rows.counts, d));
-    }
+    Tensor a = gather_rows(a_local, rows);
     ctx.row0 = 0;
     mp_block(ctx, a, labels, labels_host, B, &counts);
     Tensor da = last_block_grad_;  // (B, d) partial sums
@@ -217,19 +221,13 @@ EvalCounts HybridStep::train(const Tensor& x, const Tensor& labels, const int32_
 }
 
 Tensor HybridStep::eval_logits(const Tensor& x, const BatchRows& rows) {
-  const int K = comm_.size();
   const int64_t b = rows.local(), B = rows.total();
   const size_t t = net_.transition(), last = net_.size() - 1;
   RunContext ctx{backend_, comm_, false, 0, 0, rows.row0(), B};
   dp_input_ = x;
   if (!net_.has_model_parallel_stage()) return run_forward(ctx, 0, last, x, b);
   Tensor a_local = t > 0 ? run_forward(ctx, 0, t, x, b) : x;
-  const Shape a_shape = net_.input_shape(t);
-  Tensor a = a_local.reshaped(a_shape.with_batch(b));
-  if (K > 1) {
-    a = gathered_.get(backend_, a_shape.with_batch(B));
-    comm_.all_gather(a_local.f32(), a.f32(), scaled(rows.counts, a_shape.numel()));
-  }
+  Tensor a = gather_rows(a_local, rows);
   ctx.row0 = 0;
   mp_input_ = a;
   return run_forward(ctx, t, last, a, B);

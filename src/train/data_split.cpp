@@ -53,6 +53,19 @@ std::unique_ptr<Dataset> select_labels(std::unique_ptr<Dataset> base,
   return std::make_unique<LabelSubset>(std::move(base), labels, what);
 }
 
+void check_split(const Dataset& data, const ModelConfig& cfg, const Transform& tf,
+                 const std::string& split) {
+  if (tf.output_shape() != cfg.input)
+    throw Error(cat(cfg.data.path, ": ", split, " images are ", data.example_shape().str(),
+                    tf.output_shape() != data.example_shape()
+                        ? cat(" (", tf.output_shape().str(), " after augmentation)") : "",
+                    " but ", cfg.file, " declares input ", cfg.input.str()));
+  if (data.classes() > cfg.classes)
+    throw Error(cat(cfg.data.path, ": ", split, " labels go up to ", data.classes() - 1, " but ",
+                    cfg.file, " declares classes: ", cfg.classes));
+  if (data.size() == 0) throw Error(cat(cfg.data.path, ": the ", split, " set is empty"));
+}
+
 std::unique_ptr<Dataset> open_split(const ModelConfig& cfg, const std::string& split) {
   if (cfg.data.path.empty())
     throw Error(cat(cfg.file, ": no data set: give data.path in the model file or --data DIR"));

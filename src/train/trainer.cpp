@@ -81,19 +81,6 @@ std::string resolved_config_text(const ModelConfig& cfg) {
   return std::string(out.c_str()) + "\n";
 }
 
-void check_data(const Dataset& data, const ModelConfig& cfg, const Transform& tf,
-                const std::string& split) {
-  if (tf.output_shape() != cfg.input)
-    throw Error(cat(cfg.data.path, ": ", split, " images are ", data.example_shape().str(),
-                    tf.output_shape() != data.example_shape()
-                        ? cat(" (", tf.output_shape().str(), " after augmentation)") : "",
-                    " but ", cfg.file, " declares input ", cfg.input.str()));
-  if (data.classes() > cfg.classes)
-    throw Error(cat(cfg.data.path, ": ", split, " labels go up to ", data.classes() - 1, " but ",
-                    cfg.file, " declares classes: ", cfg.classes));
-  if (data.size() == 0) throw Error(cat(cfg.data.path, ": the ", split, " set is empty"));
-}
-
 }  // namespace
 
 void apply_overrides(ModelConfig& cfg, const TrainOptions& opt) {
@@ -115,8 +102,8 @@ TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& 
   auto test_set = open_split(cfg, "test");
   Transform train_tf(cfg.data.train, train_set->example_shape(), cfg.seed);
   Transform eval_tf(cfg.data.eval, test_set->example_shape(), cfg.seed);
-  check_data(*train_set, cfg, train_tf, "train");
-  check_data(*test_set, cfg, eval_tf, "test");
+  check_split(*train_set, cfg, train_tf, "train");
+  check_split(*test_set, cfg, eval_tf, "test");
 
   const int64_t b = cfg.solver.batch, B = b * K;
   LoaderSpec train_spec{b, rank, K, true, true, true, cfg.seed, std::max(1, cfg.data.threads)};

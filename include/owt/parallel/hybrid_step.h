@@ -72,6 +72,8 @@ class HybridStep {
   Tensor run_backward(RunContext& ctx, size_t begin, size_t end, const Tensor& dy, int64_t rows,
                       bool want_dx);
   Tensor output_of(size_t i, int64_t rows);
+  // The transition of scheme (a): every worker's rows of the stage boundary, all B of them.
+  Tensor gather_rows(const Tensor& a_local, const BatchRows& rows);
   // Layer i's input (the stage inputs, or layer i-1's output) and output, `rows` rows.
   Tensor input_of(size_t i, int64_t rows);
   // The model-parallel stage forward and backward on one block of global rows; adds the

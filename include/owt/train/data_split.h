@@ -5,12 +5,18 @@
 #include <string>
 
 #include "owt/data/dataset.h"
+#include "owt/data/transform.h"
 #include "owt/train/model_config.h"
 
 namespace owt {
 
 // `split` is "train" or "test". Errors name the data path.
 std::unique_ptr<Dataset> open_split(const ModelConfig& cfg, const std::string& split);
+
+// Checks a split against the model: the transform's output is the model's input, the labels
+// fit its classes, and the split is not empty. Errors name the data path and the model file.
+void check_split(const Dataset& data, const ModelConfig& cfg, const Transform& tf,
+                 const std::string& split);
 
 // The examples of `base` whose label is in `labels`, relabelled by position in `labels`
 // (class names follow). `what` names the set in errors.
