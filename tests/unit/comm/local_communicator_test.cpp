@@ -122,7 +122,7 @@ TEST(WorldCommunicator, IsLocalWithoutLauncher) {
 }
 
 TEST(WorldCommunicator, LauncherWithoutMpiBuildIsAClearError) {
-  if (built_with_mpi()) GTEST_SKIP() << "this build has MPI; tests/parallel covers it";
+  if (built_with_mpi()) GTEST_SKIP() << "this build has MPI; tests/mpi covers it";
   if (launched_under_mpi()) GTEST_SKIP() << "running under an MPI launcher";
   ::setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
   try {

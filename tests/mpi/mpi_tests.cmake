@@ -1,11 +1,11 @@
-# Tests run under mpirun -np K (label `parallel`), built only with OWT_WITH_MPI.
+# Tests run under mpirun -np K (label `mpi`), built only with OWT_WITH_MPI.
 # owt_add_mpi_gtest_executable() builds a gtest program with the MPI-aware main;
 # owt_add_mpi_test() registers <name>_np<K> for K = 1..4 (or NP ...).
 if(NOT OWT_WITH_MPI)
   return()
 endif()
 
-set(OWT_PARALLEL_DIR ${CMAKE_CURRENT_LIST_DIR})
+set(OWT_MPI_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(OWT_MPI_ENV "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
 
 # Open MPI refuses more ranks than cores without --oversubscribe; other MPIs reject the flag.
@@ -19,7 +19,7 @@ endif()
 # owt_add_mpi_gtest_executable(target source...): gtest program whose main (comm_test_main.cpp)
 # holds the MPI session, prints from rank 0 and agrees on the exit code across ranks.
 function(owt_add_mpi_gtest_executable target)
-  add_executable(${target} ${ARGN} ${OWT_PARALLEL_DIR}/comm_test_main.cpp)
+  add_executable(${target} ${ARGN} ${OWT_MPI_DIR}/comm_test_main.cpp)
   target_link_libraries(${target} PRIVATE owt_test_support GTest::gtest MPI::MPI_C)
   # C API only: keep Open MPI / MPICH from pulling in their deprecated C++ bindings.
   target_compile_definitions(${target} PRIVATE OWT_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
@@ -27,7 +27,7 @@ function(owt_add_mpi_gtest_executable target)
 endfunction()
 
 # owt_add_mpi_test(name target [NP k...] [TIMEOUT s] [ARGS arg...]): one ctest per K running
-# `mpiexec --oversubscribe -np K target args`, named <name>_np<K>, label parallel.
+# `mpiexec --oversubscribe -np K target args`, named <name>_np<K>, label mpi.
 function(owt_add_mpi_test name target)
   cmake_parse_arguments(PARSE_ARGV 2 opt "" "TIMEOUT" "NP;ARGS")
   if(NOT opt_NP)
@@ -40,37 +40,37 @@ function(owt_add_mpi_test name target)
     add_test(NAME ${name}_np${k}
              COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${k} ${OWT_MPIEXEC_FLAGS}
                      $<TARGET_FILE:${target}> ${MPIEXEC_POSTFLAGS} ${opt_ARGS})
-    set_tests_properties(${name}_np${k} PROPERTIES LABELS parallel TIMEOUT ${opt_TIMEOUT}
+    set_tests_properties(${name}_np${k} PROPERTIES LABELS mpi TIMEOUT ${opt_TIMEOUT}
                          ENVIRONMENT "${OWT_MPI_ENV}" PROCESSORS ${k})
   endforeach()
 endfunction()
 
 # ---- the communicator ------------------------------------------------------------------
-owt_add_mpi_gtest_executable(owt_comm_parallel_tests ${OWT_PARALLEL_DIR}/mpi_communicator_test.cpp)
-owt_add_mpi_test(comm_mpi owt_comm_parallel_tests)
+owt_add_mpi_gtest_executable(owt_comm_mpi_tests ${OWT_MPI_DIR}/mpi_communicator_test.cpp)
+owt_add_mpi_test(comm_mpi owt_comm_mpi_tests)
 
 # A failing rank ends every rank: expect a non-zero exit, the message, and no hang.
-add_executable(owt_abort_probe ${OWT_PARALLEL_DIR}/abort_probe.cpp)
+add_executable(owt_abort_probe ${OWT_MPI_DIR}/abort_probe.cpp)
 target_link_libraries(owt_abort_probe PRIVATE owt_lib)
 foreach(k 2 3)
   math(EXPR last "${k} - 1")
   add_test(NAME comm_abort_np${k}
            COMMAND ${CMAKE_COMMAND} "-DEXPECT=owt: rank ${last}: error: probe failure"
-                   -DMAX_SECONDS=30 -P ${OWT_PARALLEL_DIR}/expect_abort.cmake --
+                   -DMAX_SECONDS=30 -P ${OWT_MPI_DIR}/expect_abort.cmake --
                    ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${k} ${OWT_MPIEXEC_FLAGS}
                    $<TARGET_FILE:owt_abort_probe> ${MPIEXEC_POSTFLAGS})
-  set_tests_properties(comm_abort_np${k} PROPERTIES LABELS parallel TIMEOUT 60
+  set_tests_properties(comm_abort_np${k} PROPERTIES LABELS mpi TIMEOUT 60
                        ENVIRONMENT "${OWT_MPI_ENV}" PROCESSORS ${k})
 endforeach()
 
 # ---- the K-worker invariant (DESIGN §1) ------------------------------------------------
-owt_add_mpi_gtest_executable(owt_invariant_tests ${OWT_PARALLEL_DIR}/invariant_test.cpp)
+owt_add_mpi_gtest_executable(owt_invariant_tests ${OWT_MPI_DIR}/invariant_test.cpp)
 owt_add_mpi_test(invariant owt_invariant_tests TIMEOUT 120)
 
 # ---- mpirun around the owt binary: multi-worker CLI, failing ranks, resharding ----------
-add_executable(owt_cli_mpi_tests ${OWT_PARALLEL_DIR}/cli_mpi_test.cpp)
+add_executable(owt_cli_mpi_tests ${OWT_MPI_DIR}/cli_mpi_test.cpp)
 target_link_libraries(owt_cli_mpi_tests PRIVATE owt_test_support GTest::gtest_main)
 target_compile_definitions(owt_cli_mpi_tests PRIVATE OWT_MPIEXEC="${MPIEXEC_EXECUTABLE}")
 add_dependencies(owt_cli_mpi_tests owt)
-gtest_discover_tests(owt_cli_mpi_tests PROPERTIES LABELS parallel DISCOVERY_TIMEOUT 60
+gtest_discover_tests(owt_cli_mpi_tests PROPERTIES LABELS mpi DISCOVERY_TIMEOUT 60
                      ENVIRONMENT "${OWT_MPI_ENV}")
