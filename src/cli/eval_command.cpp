@@ -3,7 +3,7 @@
 
 #include "commands.h"
 #include "owt/data/loader.h"
-#include "owt/nn/param_store.h"
+#include "owt/train/model.h"
 #include "owt/train/checkpoint.h"
 #include "owt/train/data_split.h"
 #include "owt/train/evaluate.h"
@@ -61,11 +61,9 @@ void add_eval_command(CLI::App& app, CommandRunner& run) {
         loaders.push_back(std::make_unique<BatchLoader>(*data, tf, spec));
         view_loaders.push_back(loaders.back().get());
       }
-      Network net(cfg, comm.rank(), comm.size(), ParallelMode::Owt);
-      ParamStore store(net.params(), *backend);
-      LoadedCheckpoint ck = load_checkpoint(args->checkpoint, store, *backend, false);
-      HybridStep stepper(net, store, *backend, comm, cfg.parallel);
-      EvalCounts c = evaluate_views(stepper, *data, view_loaders, cfg.input, b, *backend, comm);
+      Model model(cfg, *backend, comm, ParallelMode::Owt, ParamInit::FromCheckpoint);
+      LoadedCheckpoint ck = load_checkpoint(args->checkpoint, model.store(), *backend, false);
+      EvalCounts c = evaluate_views(model.stepper(), *data, view_loaders, cfg.net.input, b, *backend, comm);
       if (comm.rank() != 0) return 0;
       double n = static_cast<double>(c.rows);
       if (args->json) {
@@ -74,7 +72,7 @@ void add_eval_command(CLI::App& app, CommandRunner& run) {
                     args->checkpoint.c_str(), args->split.c_str(), static_cast<long long>(c.rows),
                     static_cast<long long>(ck.step), c.loss_sum / n, c.top1 / n, c.top5 / n);
       } else {
-        const std::string top5 = cfg.classes > 5 ? cat(", top-5 ", fixed(100 * c.top5 / n, 2), "%") : "";
+        const std::string top5 = cfg.net.classes > 5 ? cat(", top-5 ", fixed(100 * c.top5 / n, 2), "%") : "";
         std::printf("%s on %lld %s examples: loss %.4f, top-1 %.2f%%%s\n",
                     args->checkpoint.c_str(), static_cast<long long>(c.rows), args->split.c_str(),
                     c.loss_sum / n, 100 * c.top1 / n, top5.c_str());

@@ -30,12 +30,13 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
     run = [args](Communicator& comm) {
       if (comm.rank() != 0) return 0;
       ModelConfig cfg = load_model_config(args->model);
-      PlanReport r = plan_costs(cfg, args->workers, args->batch, args->bandwidth_gbs * 1e9,
+      const int64_t batch = args->batch > 0 ? args->batch : cfg.solver.batch;
+      PlanReport r = plan_costs(cfg.net, args->workers, batch, args->bandwidth_gbs * 1e9,
                                 args->tflops * 1e12);
       if (args->json) {
         std::printf("{\"model\": \"%s\", \"workers\": %d, \"batch\": %lld, \"transition\": \"%s\", "
                     "\"layers\": [", cfg.name.c_str(), r.workers, static_cast<long long>(r.batch),
-                    r.transition.c_str());
+                    transition_name(r.transition));
         for (size_t i = 0; i < r.layers.size(); ++i) {
           const LayerCost& c = r.layers[i];
           std::printf("%s{\"name\": \"%s\", \"type\": \"%s\", \"placement\": \"%s\", \"params\": %lld, "
@@ -52,7 +53,7 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
       }
       std::printf("%s on %d workers, batch %lld per worker (global %lld), transition %s\n",
                   cfg.name.c_str(), r.workers, static_cast<long long>(r.batch),
-                  static_cast<long long>(r.batch * r.workers), r.transition.c_str());
+                  static_cast<long long>(r.batch * r.workers), transition_name(r.transition));
       std::printf("elements sent per worker per step:\n");
       std::printf("  %-12s %-22s %-6s %12s %14s %14s %14s\n", "layer", "type", "plan", "params",
                   "data-parallel", "model-parallel", "owt hybrid");

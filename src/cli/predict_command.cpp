@@ -10,8 +10,7 @@
 #include "owt/comm/communicator.h"
 #include "owt/data/image_codec.h"
 #include "owt/data/transform.h"
-#include "owt/nn/param_store.h"
-#include "owt/parallel/hybrid_step.h"
+#include "owt/train/model.h"
 #include "owt/train/checkpoint.h"
 
 namespace owt {
@@ -63,22 +62,20 @@ void add_predict_command(CLI::App& app, CommandRunner& run) {
       ModelConfig cfg = load_model_config(args->model);
       auto backend = make_backend_for(args->device, cfg.precision, false);
       auto comm = make_local_communicator();
-      Network net(cfg, 0, 1, ParallelMode::Owt);
-      ParamStore store(net.params(), *backend);
-      LoadedCheckpoint ck = load_checkpoint(args->checkpoint, store, *backend, false);
-      const std::vector<std::string> names = checkpoint_class_names(ck.metadata, cfg.classes);
-      HybridStep stepper(net, store, *backend, *comm, cfg.parallel);
+      Model model(cfg, *backend, *comm, ParallelMode::Owt, ParamInit::FromCheckpoint);
+      LoadedCheckpoint ck = load_checkpoint(args->checkpoint, model.store(), *backend, false);
+      const std::vector<std::string> names = checkpoint_class_names(ck.metadata, cfg.net.classes);
 
       // The evaluation transform; an image of another size is resized and centre-cropped.
       TransformSpec spec = cfg.data.eval;
-      const int64_t c = cfg.input[0], h = cfg.input[1], w = cfg.input[2];
+      const int64_t c = cfg.net.input[0], h = cfg.net.input[1], w = cfg.net.input[2];
       if (spec.crop == 0 && h == w) {
         spec.crop = static_cast<int>(h);
         if (spec.resize == 0) spec.resize = static_cast<int>(h);
       }
       Transform tf(spec, Shape{c, 0, 0}, cfg.seed);
-      Tensor x = backend->empty(cfg.input.with_batch(1));
-      std::vector<float> pixels(cfg.input.numel()), scratch, probs(cfg.classes);
+      Tensor x = backend->empty(cfg.net.input.with_batch(1));
+      std::vector<float> pixels(cfg.net.input.numel()), scratch, probs(cfg.net.classes);
       for (const std::string& path : args->images) {
         Image img = read_image_file(path, c);
         try {
@@ -87,7 +84,7 @@ void add_predict_command(CLI::App& app, CommandRunner& run) {
           throw Error(cat(path, ": ", e.what()));
         }
         backend->from_host(pixels.data(), x.f32(), pixels.size() * sizeof(float));
-        Tensor logits = stepper.logits(x);
+        Tensor logits = model.stepper().logits(x);
         backend->to_host(logits.f32(), probs.data(), probs.size() * sizeof(float));
         float mx = *std::max_element(probs.begin(), probs.end());
         double sum = 0;

@@ -55,7 +55,7 @@ void add_train_command(CLI::App& app, CommandRunner& run) {
       opt.mode = args->parallel == "dp" ? ParallelMode::DataOnly : ParallelMode::Owt;
       TrainSummary s = train(cfg, opt, *backend, comm);
       if (comm.rank() == 0) {
-        const std::string top5 = cfg.classes > 5 ? cat(", top-5 ", fixed(100 * s.final_top5, 2), "%") : "";
+        const std::string top5 = cfg.net.classes > 5 ? cat(", top-5 ", fixed(100 * s.final_top5, 2), "%") : "";
         std::printf("owt: trained %s for %lld steps on %d worker%s in %s: test top-1 %.2f%%%s, "
                     "loss %.4f; %.0f images/s\n",
                     cfg.name.c_str(), static_cast<long long>(s.steps), comm.size(),

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "owt/core/error.h"
+#include "owt/data/dataset.h"
 
 namespace owt {
 namespace {

@@ -5,8 +5,6 @@
 #include <string>
 #include <vector>
 
-#include "owt/data/dataset.h"
-
 namespace owt {
 
 struct FolderListing {

@@ -5,13 +5,18 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "folder_listing.h"
 #include "owt/core/error.h"
+#include "owt/data/dataset.h"
 #include "owt/data/image_codec.h"
 #include "pack_format.h"
 
@@ -45,80 +50,97 @@ struct Packed {
 
 using Renames = std::vector<std::pair<std::string, std::string>>;  // temporary -> final name
 
-// Packs one split, adding the temporary files it writes to `files`.
-void pack_split(const std::string& src, const std::string& dst, const std::string& split,
-                const PackOptions& opt, PackSummary& sum, Renames& files) {
-  FolderListing l = list_image_folder(src, split, opt.strict);
-  const std::string name = fs::path(l.root).filename().string();  // train, val or test
-  sum.splits.push_back(name);
-  sum.skipped += l.skipped;
-  std::vector<std::string> shard_names;
-  std::vector<pack::Record> records;
-  std::string shard;  // the shard being filled
-  auto flush_shard = [&] {
-    char final_name[64];
-    std::snprintf(final_name, sizeof final_name, "-%05zu.owtshard", shard_names.size());
-    shard_names.push_back(name + final_name);
-    std::string path = (fs::path(dst) / shard_names.back()).string();
-    files.emplace_back(path + ".tmp", path);
-    write_file(path + ".tmp", shard);
-    sum.bytes += static_cast<int64_t>(shard.size());
-    shard.clear();
-  };
-  const int64_t n = static_cast<int64_t>(l.files.size());
-  const int64_t chunk = 64 * std::max(1, opt.threads);
-  std::vector<Packed> out;
-  for (int64_t first = 0; first < n; first += chunk) {
-    const int64_t rows = std::min(chunk, n - first);
-    out.assign(rows, Packed{});
-    std::exception_ptr failure;
+// Decodes and resizes files [first, first + rows) on opt.threads threads. An unreadable image
+// is warned about and left !ok, or with opt.strict an Error; any other failure is rethrown.
+std::vector<Packed> shrink_chunk(const std::vector<std::string>& files, int64_t first,
+                                 int64_t rows, const PackOptions& opt) {
+  std::vector<Packed> out(rows);
+  std::exception_ptr failure;
 #pragma omp parallel for num_threads(std::max(1, opt.threads)) schedule(dynamic)
-    for (int64_t r = 0; r < rows; ++r) {
-      const std::string& path = l.files[first + r];
-      try {
-        out[r].bytes = shrink_encoded(read_bytes(path), opt.shorter, opt.quality, out[r].h, out[r].w);
-        out[r].ok = true;
-      } catch (const BadExample& e) {
-        if (opt.strict) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const std::string& path = files[first + r];
+    try {
+      out[r].bytes = shrink_encoded(read_bytes(path), opt.shorter, opt.quality, out[r].h, out[r].w);
+      out[r].ok = true;
+    } catch (const BadExample& e) {
+      if (opt.strict) {
 #pragma omp critical(owt_pack_failure)
-          if (!failure) failure = std::make_exception_ptr(Error(cat(path, ": ", e.what(), " (--strict)")));
-        } else {
-          warn(cat("skipping ", path, ": ", e.what()));
-        }
-      } catch (...) {
+        if (!failure) failure = std::make_exception_ptr(Error(cat(path, ": ", e.what(), " (--strict)")));
+      } else {
+        warn(cat("skipping ", path, ": ", e.what()));
+      }
+    } catch (...) {
 #pragma omp critical(owt_pack_failure)
-        if (!failure) failure = std::current_exception();
-      }
-    }
-    if (failure) std::rethrow_exception(failure);
-    for (int64_t r = 0; r < rows; ++r) {
-      if (!out[r].ok) {
-        ++sum.skipped;
-        continue;
-      }
-      if (shard.empty()) shard.assign(pack::kShardMagic, 8);
-      pack::Record rec;
-      rec.shard = static_cast<uint32_t>(shard_names.size());
-      rec.offset = shard.size();
-      rec.size = static_cast<uint32_t>(out[r].bytes.size());
-      rec.label = static_cast<uint32_t>(l.labels[first + r]);
-      rec.h = static_cast<uint32_t>(out[r].h);
-      rec.w = static_cast<uint32_t>(out[r].w);
-      rec.name = fs::relative(l.files[first + r], l.root).string();
-      shard += out[r].bytes;
-      records.push_back(std::move(rec));
-      if (static_cast<int64_t>(shard.size()) >= opt.shard_bytes) flush_shard();
+      if (!failure) failure = std::current_exception();
     }
   }
-  if (!shard.empty()) flush_shard();
-  if (records.empty()) throw Error(cat(l.root, ": no readable images to pack"));
+  if (failure) std::rethrow_exception(failure);
+  return out;
+}
 
+// The shards of one split: images appended in order to <dst>/<split>-NNNNN.owtshard, a new
+// shard once one reaches shard_bytes, each written under a temporary name added to `files`,
+// and the record of where each image went.
+class ShardWriter {
+ public:
+  ShardWriter(std::string dst, std::string split, int64_t shard_bytes, Renames& files)
+      : dst_(std::move(dst)), split_(std::move(split)), shard_bytes_(shard_bytes), files_(files) {}
+
+  void add(const Packed& image, int32_t label, std::string name) {
+    if (shard_.empty()) shard_.assign(pack::kShardMagic, 8);
+    pack::Record rec;
+    rec.shard = static_cast<uint32_t>(names_.size());
+    rec.offset = shard_.size();
+    rec.size = static_cast<uint32_t>(image.bytes.size());
+    rec.label = static_cast<uint32_t>(label);
+    rec.h = static_cast<uint32_t>(image.h);
+    rec.w = static_cast<uint32_t>(image.w);
+    rec.name = std::move(name);
+    shard_ += image.bytes;
+    records_.push_back(std::move(rec));
+    if (static_cast<int64_t>(shard_.size()) >= shard_bytes_) flush();
+  }
+
+  // Writes the shard being filled, if any.
+  void finish() {
+    if (!shard_.empty()) flush();
+  }
+
+  const std::vector<std::string>& shard_names() const { return names_; }
+  const std::vector<pack::Record>& records() const { return records_; }
+  int64_t bytes() const { return bytes_; }  // written so far
+
+ private:
+  void flush() {
+    char final_name[64];
+    std::snprintf(final_name, sizeof final_name, "-%05zu.owtshard", names_.size());
+    names_.push_back(split_ + final_name);
+    std::string path = (fs::path(dst_) / names_.back()).string();
+    files_.emplace_back(path + ".tmp", path);
+    write_file(path + ".tmp", shard_);
+    bytes_ += static_cast<int64_t>(shard_.size());
+    shard_.clear();
+  }
+
+  std::string dst_, split_;
+  int64_t shard_bytes_;
+  Renames& files_;
+  std::vector<std::string> names_;    // shard files written, beside the index
+  std::vector<pack::Record> records_;
+  std::string shard_;                 // the shard being filled
+  int64_t bytes_ = 0;
+};
+
+// The index of a split (pack_format.h).
+std::string encode_index(const std::vector<std::string>& classes,
+                         const std::vector<std::string>& shard_names,
+                         const std::vector<pack::Record>& records) {
   std::string index(pack::kIndexMagic, 8);
   pack::put_u32(index, pack::kVersion);
-  pack::put_u32(index, static_cast<uint32_t>(l.classes.size()));
+  pack::put_u32(index, static_cast<uint32_t>(classes.size()));
   pack::put_u32(index, static_cast<uint32_t>(shard_names.size()));
   pack::put_u64(index, records.size());
-  for (const std::string& c : l.classes) pack::put_str(index, c);
+  for (const std::string& c : classes) pack::put_str(index, c);
   for (const std::string& f : shard_names) pack::put_str(index, f);
   for (const pack::Record& r : records) {
     pack::put_u32(index, r.shard);
@@ -130,11 +152,38 @@ void pack_split(const std::string& src, const std::string& dst, const std::strin
     pack::put_str(index, r.name);
   }
   index.append(pack::kIndexEnd, 8);
+  return index;
+}
+
+// Packs one split, adding the temporary files it writes to `files`.
+void pack_split(const std::string& src, const std::string& dst, const std::string& split,
+                const PackOptions& opt, PackSummary& sum, Renames& files) {
+  FolderListing l = list_image_folder(src, split, opt.strict);
+  const std::string name = fs::path(l.root).filename().string();  // train, val or test
+  sum.splits.push_back(name);
+  sum.skipped += l.skipped;
+  ShardWriter shards(dst, name, opt.shard_bytes, files);
+  const int64_t n = static_cast<int64_t>(l.files.size());
+  const int64_t chunk = 64 * std::max(1, opt.threads);
+  for (int64_t first = 0; first < n; first += chunk) {
+    const std::vector<Packed> out = shrink_chunk(l.files, first, std::min(chunk, n - first), opt);
+    for (int64_t r = 0; r < static_cast<int64_t>(out.size()); ++r) {
+      if (!out[r].ok) {
+        ++sum.skipped;
+        continue;
+      }
+      shards.add(out[r], l.labels[first + r], fs::relative(l.files[first + r], l.root).string());
+    }
+  }
+  shards.finish();
+  if (shards.records().empty()) throw Error(cat(l.root, ": no readable images to pack"));
+
   std::string final_index = (fs::path(dst) / (name + pack::kIndexSuffix)).string();
   files.emplace_back(final_index + ".tmp", final_index);  // renamed last: the set appears whole
-  write_file(final_index + ".tmp", index);
-  sum.images += static_cast<int64_t>(records.size());
-  sum.shards += static_cast<int64_t>(shard_names.size());
+  write_file(final_index + ".tmp", encode_index(l.classes, shards.shard_names(), shards.records()));
+  sum.images += static_cast<int64_t>(shards.records().size());
+  sum.shards += static_cast<int64_t>(shards.shard_names().size());
+  sum.bytes += shards.bytes();
 }
 
 }  // namespace

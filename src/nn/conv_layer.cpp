@@ -16,7 +16,7 @@ class ConvLayer : public Layer {
         has_bias_(bias), init_(std::move(init)) {}
   std::string type() const override { return "conv"; }
 
-  Shape setup(const Shape& in, const LayerPlacement& place) override {
+  Shape configure(const Shape& in) override {
     if (in.rank() != 3)
       throw Error(cat("layer '", name(), "': conv needs a (C, H, W) input, got ", in.str()));
     c_ = static_cast<int>(in[0]);

@@ -10,7 +10,7 @@ class ReluLayer : public Layer {
   using Layer::Layer;
   std::string type() const override { return "relu"; }
   bool backward_needs_output() const override { return true; }
-  Shape setup(const Shape& in, const LayerPlacement&) override { return in; }
+  Shape configure(const Shape& in) override { return in; }
   bool preserves_feature_shard() const override { return true; }
   bool can_run_in_place() const override { return true; }
   void forward(RunContext& ctx, const Tensor& x, Tensor& y) override {
@@ -26,9 +26,10 @@ class DropoutLayer : public Layer {
  public:
   DropoutLayer(std::string name, float rate) : Layer(std::move(name)), rate_(rate) {}
   std::string type() const override { return "dropout"; }
-  Shape setup(const Shape& in, const LayerPlacement& place) override {
+  Shape configure(const Shape& in) override {
     features_ = in.numel();
-    col0_ = place.input_sharded ? place.in_col0 : 0;
+    const Placement& input = placement().input;
+    col0_ = input.is_feature_shard() ? input.begin : 0;  // the first global feature of this worker
     return in;
   }
   bool preserves_feature_shard() const override { return true; }
@@ -59,7 +60,7 @@ class FlattenLayer : public Layer {
  public:
   using Layer::Layer;
   std::string type() const override { return "flatten"; }
-  Shape setup(const Shape& in, const LayerPlacement&) override { return Shape{in.numel()}; }
+  Shape configure(const Shape& in) override { return Shape{in.numel()}; }
   bool preserves_feature_shard() const override { return true; }
   bool can_run_in_place() const override { return true; }
   void forward(RunContext& ctx, const Tensor& x, Tensor& y) override {

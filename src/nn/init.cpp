@@ -30,9 +30,8 @@ Param make_replicated_param(std::string name, Shape shape, InitSpec init) {
   Param p;
   p.name = std::move(name);
   p.full_shape = shape;
-  p.layout = Layout::Replicated;
-  p.begin = 0;
-  p.end = shape[0];
+  p.placement = Placement::replicate();
+  p.grad_placement = Placement::partial();  // the data-parallel stage's; the network may change it
   p.init = init;
   return p;
 }
@@ -40,10 +39,10 @@ Param make_replicated_param(std::string name, Shape shape, InitSpec init) {
 Param make_sharded_param(std::string name, Shape full_shape, int axis, int rank, int workers,
                          InitSpec init) {
   Param p = make_replicated_param(std::move(name), full_shape, init);
-  p.layout = Layout::Sharded;
-  p.axis = axis;
-  p.begin = static_cast<int64_t>(shard_begin(full_shape[axis], rank, workers));
-  p.end = static_cast<int64_t>(shard_end(full_shape[axis], rank, workers));
+  p.placement = Placement::shard(axis, static_cast<int64_t>(shard_begin(full_shape[axis], rank, workers)),
+                                 static_cast<int64_t>(shard_end(full_shape[axis], rank, workers)),
+                                 full_shape[axis]);
+  p.grad_placement = p.placement;
   return p;
 }
 
@@ -51,12 +50,12 @@ void initialize_param(Param& p, uint64_t seed, Backend& backend) {
   Shape local = p.local_shape();
   std::vector<float> host(local.numel());
   // Elements are enumerated in the full tensor: local (outer, a, inner) -> full (outer, begin+a, inner).
-  int axis = p.layout == Layout::Sharded ? p.axis : 0;
+  int axis = p.sharded() ? p.placement.dim : 0;
   int64_t inner = 1, outer = 1;
   for (int d = axis + 1; d < local.rank(); ++d) inner *= local[d];
   for (int d = 0; d < axis; ++d) outer *= local[d];
   int64_t local_axis = local.rank() ? local[axis] : 1, full_axis = p.full_shape.rank() ? p.full_shape[axis] : 1;
-  int64_t offset = p.layout == Layout::Sharded ? p.begin : 0;
+  int64_t offset = p.sharded() ? p.placement.begin : 0;
   RngKey key = rng_key(seed, Purpose::Init);
   uint32_t name_word = name_hash(p.name.c_str());
   for (int64_t o = 0; o < outer; ++o)

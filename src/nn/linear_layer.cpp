@@ -1,7 +1,17 @@
-// linear: y = x W^T + b with W (out, in) as in PyTorch, in one of three placements:
-// replicated (data-parallel); column-parallel (worker k owns output rows [begin, end) of W and
-// b: "split, then stack"); row-parallel (its input is a feature shard, worker k owns input
-// columns [begin, end) of W, partial outputs are all-reduced: "split, then add").
+// linear: y = x W^T + b with W (out, in) as in PyTorch, placed one of three ways by the plan.
+//
+// Replicated (data-parallel stage): every worker holds W; x and y are this worker's rows.
+//
+// Column-parallel ("split, then stack"; Megatron's ColumnParallelLinear), x Replicate:
+//     W = [W_1; ...; W_K]  (worker k holds output rows [begin_k, end_k) of W and of b)
+//     y_k = x W_k^T + b_k  (rows, out_k);  y = [y_1 ... y_K] all-gathered along the features
+//     when gather_output, else y_k stays a feature shard, Shard(1), for the next layer.
+//     dx = sum_k dy_k W_k  -> each worker's dy_k W_k is Partial; the step reduces it.
+//
+// Row-parallel ("split, then add"; Megatron's RowParallelLinear), x a feature shard x_k:
+//     W = [W_1 ... W_K]    (worker k holds input columns [begin_k, end_k) of W; b replicated)
+//     y = sum_k x_k W_k^T + b   (partial products all-reduced, then b added once: Replicate)
+//     dx_k = dy W_k        (this worker's own feature shard: no communication)
 #include "layer_factories.h"
 #include "owt/nn/init.h"
 #include "owt/nn/scratch.h"
@@ -9,62 +19,52 @@
 namespace owt {
 namespace {
 
-enum class LinearMode { Replicated, ColumnParallel, RowParallel };
-
 class LinearLayer : public Layer {
  public:
   LinearLayer(std::string name, int64_t outputs, bool bias, std::string init)
       : Layer(std::move(name)), outputs_(outputs), has_bias_(bias), init_(std::move(init)) {}
   std::string type() const override { return "linear"; }
   bool supports_model_parallel() const override { return true; }
-  // Column-parallel: dx = dy_k W_k sums over the workers' output columns.
-  bool input_grad_is_partial() const override {
-    return mode_ == LinearMode::ColumnParallel && place_.workers > 1;
-  }
   double forward_flops() const override { return 2.0 * in_local_ * out_local_; }
 
-  bool output_shard(int64_t* col0, int64_t* cols_total) const override {
-    if (mode_ != LinearMode::ColumnParallel || place_.gather_output) return false;
-    *col0 = weight_.begin;
-    *cols_total = outputs_;
-    return true;
+  Placement output_placement() const override {
+    if (row_parallel()) return Placement::replicate();  // partial products summed in forward
+    if (!column_parallel()) return placement().input;   // replicated: rows stay rows
+    if (placement().gather_output) return Placement::replicate();
+    return Placement::shard(1, weight_.placement.begin, weight_.placement.end, outputs_);
+  }
+  Placement input_grad_placement() const override {
+    return column_parallel() && placement().workers > 1 ? Placement::partial() : placement().input;
   }
 
-  Shape setup(const Shape& in, const LayerPlacement& place) override {
-    place_ = place;
-    const bool model = place.parallel == Parallel::Model;
-    if (place.input_sharded && !model)
+  Shape configure(const Shape& in) override {
+    const LayerPlacement& place = placement();
+    const Placement& x = place.input;
+    if (x.is_feature_shard() && !place.model_parallel)
       throw Error(cat("layer '", name(), "': a data-parallel linear cannot take a feature shard"));
-    mode_ = !model ? LinearMode::Replicated
-                   : place.input_sharded ? LinearMode::RowParallel : LinearMode::ColumnParallel;
-    inputs_ = place.input_sharded ? place.in_cols_total : in.numel();
-    const int64_t split = mode_ == LinearMode::RowParallel ? inputs_ : outputs_;
-    if (model && place.workers > split)
-      throw Error(cat("layer '", name(), "': ", split,
-                      mode_ == LinearMode::RowParallel ? " inputs" : " outputs",
+    inputs_ = x.is_feature_shard() ? x.size : in.numel();
+    const int64_t split = row_parallel() ? inputs_ : outputs_;
+    if (place.model_parallel && place.workers > split)
+      throw Error(cat("layer '", name(), "': ", split, row_parallel() ? " inputs" : " outputs",
                       " cannot be split over ", place.workers, " workers"));
     Shape w_shape{outputs_, inputs_};
     InitSpec w_init = weight_init(init_, inputs_), b_init = bias_init(init_, inputs_);
     const std::string w_name = name() + ".weight", b_name = name() + ".bias";
-    switch (mode_) {
-      case LinearMode::Replicated:
-        weight_ = make_replicated_param(w_name, w_shape, w_init);
-        bias_ = make_replicated_param(b_name, Shape{outputs_}, b_init);
-        break;
-      case LinearMode::ColumnParallel:
-        weight_ = make_sharded_param(w_name, w_shape, 0, place.rank, place.workers, w_init);
-        bias_ = make_sharded_param(b_name, Shape{outputs_}, 0, place.rank, place.workers, b_init);
-        break;
-      case LinearMode::RowParallel:  // the bias is added once, after the sum
-        weight_ = make_sharded_param(w_name, w_shape, 1, place.rank, place.workers, w_init);
-        bias_ = make_replicated_param(b_name, Shape{outputs_}, b_init);
-        OWT_CHECK(weight_.begin == place.in_col0 && weight_.end - weight_.begin == in.numel(),
-                  "row-parallel input shard does not match the weight shard");
-        break;
+    if (column_parallel()) {
+      weight_ = make_sharded_param(w_name, w_shape, 0, place.rank, place.workers, w_init);
+      bias_ = make_sharded_param(b_name, Shape{outputs_}, 0, place.rank, place.workers, b_init);
+    } else if (row_parallel()) {  // the bias is added once, after the sum
+      weight_ = make_sharded_param(w_name, w_shape, 1, place.rank, place.workers, w_init);
+      bias_ = make_replicated_param(b_name, Shape{outputs_}, b_init);
+      OWT_CHECK(weight_.placement.begin == x.begin && weight_.placement.end - x.begin == in.numel(),
+                "row-parallel input shard does not match the weight shard");
+    } else {
+      weight_ = make_replicated_param(w_name, w_shape, w_init);
+      bias_ = make_replicated_param(b_name, Shape{outputs_}, b_init);
     }
-    in_local_ = mode_ == LinearMode::RowParallel ? in.numel() : inputs_;
-    out_local_ = mode_ == LinearMode::ColumnParallel ? weight_.end - weight_.begin : outputs_;
-    return Shape{mode_ == LinearMode::ColumnParallel && !place.gather_output ? out_local_ : outputs_};
+    in_local_ = row_parallel() ? in.numel() : inputs_;
+    out_local_ = column_parallel() ? weight_.placement.end - weight_.placement.begin : outputs_;
+    return Shape{column_parallel() && !place.gather_output ? out_local_ : outputs_};
   }
 
   // x (rows, in_local) -> y (rows, outputs), or (rows, out_local) for a shard kept a shard.
@@ -75,7 +75,7 @@ class LinearLayer : public Layer {
     Tensor local = gather ? local_out_.get(ctx.backend, Shape{rows, out_local_}) : y;
     ctx.backend.gemm(Trans::N, Trans::T, rows, out, in, 1.f, x.f32(), in, weight_.value.f32(), in,
                      0.f, local.f32(), out);
-    if (mode_ == LinearMode::RowParallel && place_.workers > 1)
+    if (row_parallel() && placement().workers > 1)
       ctx.comm.all_reduce(local.f32(), local.numel());
     if (has_bias_) ctx.backend.add_row_vector(local.f32(), bias_.value.f32(), rows, out);
     if (gather) gather_columns(ctx, local, y);
@@ -89,7 +89,7 @@ class LinearLayer : public Layer {
     Tensor dy_local = dy;
     if (gathers_across_workers()) {
       dy_local = local_out_.get(ctx.backend, Shape{rows, out_local_});
-      ctx.backend.copy_columns(dy.f32(), static_cast<int>(outputs_), static_cast<int>(weight_.begin),
+      ctx.backend.copy_columns(dy.f32(), static_cast<int>(outputs_), static_cast<int>(weight_.placement.begin),
                                dy_local.f32(), out, 0, rows, out);
     }
     // dW (out_local, in_local) += dy_local^T x ; db += column sums of dy_local.
@@ -109,15 +109,22 @@ class LinearLayer : public Layer {
   }
 
  private:
+  // The plan's two model-parallel placements; neither: replicated (data-parallel stage).
+  bool column_parallel() const {
+    return placement().model_parallel && !placement().input.is_feature_shard();
+  }
+  bool row_parallel() const {
+    return placement().model_parallel && placement().input.is_feature_shard();
+  }
   // Column-parallel with a whole output: compute a shard of the columns, gather the others.
   bool gathers_across_workers() const {
-    return mode_ == LinearMode::ColumnParallel && place_.gather_output && place_.workers > 1;
+    return column_parallel() && placement().gather_output && placement().workers > 1;
   }
 
   // local (rows, out_local) on every worker -> y (rows, outputs): all-gather, then interleave
   // the K column blocks ("split, then stack").
   void gather_columns(RunContext& ctx, const Tensor& local, Tensor& y) {
-    int rows = static_cast<int>(local.size(0)), K = place_.workers;
+    int rows = static_cast<int>(local.size(0)), K = placement().workers;
     std::vector<size_t> counts = shard_counts(outputs_, K, rows);
     Tensor blocks = gathered_.get(ctx.backend, Shape{rows * outputs_});
     ctx.comm.all_gather(local.f32(), blocks.f32(), counts);
@@ -134,8 +141,6 @@ class LinearLayer : public Layer {
   int64_t in_local_ = 0, out_local_ = 0;  // this worker's part of W: (out_local, in_local)
   bool has_bias_;
   std::string init_;
-  LinearMode mode_ = LinearMode::Replicated;
-  LayerPlacement place_;
   Param weight_, bias_;  // weight (out_local, in_local), bias (out_local) or (outputs)
   Scratch local_out_;    // (rows, out_local) this worker's output columns
   Scratch gathered_;     // (K blocks of (rows, out_local_r)) as received

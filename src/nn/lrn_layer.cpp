@@ -13,7 +13,7 @@ class LrnLayer : public Layer {
   std::string type() const override { return "lrn"; }
   bool backward_needs_output() const override { return true; }
 
-  Shape setup(const Shape& in, const LayerPlacement&) override {
+  Shape configure(const Shape& in) override {
     if (in.rank() != 3)
       throw Error(cat("layer '", name(), "': lrn needs a (C, H, W) input, got ", in.str()));
     in_ = in;

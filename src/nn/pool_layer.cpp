@@ -12,7 +12,7 @@ class PoolLayer : public Layer {
       : Layer(std::move(name)), is_max_(is_max), size_(size), stride_(stride), pad_(pad) {}
   std::string type() const override { return is_max_ ? "maxpool" : "avgpool"; }
 
-  Shape setup(const Shape& in, const LayerPlacement&) override {
+  Shape configure(const Shape& in) override {
     if (in.rank() != 3)
       throw Error(cat("layer '", name(), "': ", type(), " needs a (C, H, W) input, got ", in.str()));
     c_ = static_cast<int>(in[0]);

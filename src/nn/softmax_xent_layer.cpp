@@ -1,4 +1,4 @@
-// softmax_cross_entropy: the loss, model-parallel over a class shard (DESIGN §1.4). Each worker
+// softmax_cross_entropy: the loss, model-parallel over a class shard (docs/ARCHITECTURE.md). Each worker
 // reduces its shard to (row max, row sum-exp, target logit); the shards combine without ever
 // gathering the logits: one all-gather of (max, sum-exp) pairs and one all-reduce of targets.
 #include <algorithm>
@@ -24,14 +24,14 @@ class SoftmaxXentLayer : public LossLayer {
   using LossLayer::LossLayer;
   std::string type() const override { return "softmax_cross_entropy"; }
 
-  Shape setup(const Shape& in, const LayerPlacement& place) override {
+  Shape configure(const Shape& in) override {
     if (in.rank() != 1)
       throw Error(cat("layer '", name(), "': softmax_cross_entropy needs (classes) logits, got ",
                       in.str(), "; put a linear layer before it"));
-    place_ = place;
+    const Placement& logits = placement().input;  // a class shard, or every class
     cols_ = in[0];
-    col0_ = place.input_sharded ? place.in_col0 : 0;
-    classes_ = place.input_sharded ? place.in_cols_total : cols_;
+    col0_ = logits.is_feature_shard() ? logits.begin : 0;
+    classes_ = logits.is_feature_shard() ? logits.size : cols_;
     return in;
   }
 
@@ -73,7 +73,7 @@ class SoftmaxXentLayer : public LossLayer {
       }
     }
     std::vector<float> all = mine;
-    int K = sharded() ? place_.workers : 1;
+    int K = sharded() ? placement().workers : 1;
     if (K > 1) {
       all.resize(mine.size() * K);
       ctx.comm.all_gather(mine.data(), all.data(), std::vector<size_t>(K, mine.size()));
@@ -100,7 +100,7 @@ class SoftmaxXentLayer : public LossLayer {
   }
 
  private:
-  bool sharded() const { return place_.input_sharded && place_.workers > 1; }
+  bool sharded() const { return placement().input.is_feature_shard() && placement().workers > 1; }
 
   // Leaves the global row max, row sum-exp (device and host) and target logit (host).
   void reduce_rows(RunContext& ctx, const Tensor& logits, const Tensor& labels) {
@@ -117,7 +117,7 @@ class SoftmaxXentLayer : public LossLayer {
     ctx.backend.to_host(s.f32(), sumexp_host_.data(), rows * sizeof(float));
     ctx.backend.to_host(t.f32(), target_host_.data(), rows * sizeof(float));
     if (!sharded()) return;
-    int K = place_.workers;
+    int K = placement().workers;
     std::vector<float> pairs(2 * rows), all(2 * rows * K);
     for (int r = 0; r < rows; ++r) pairs[2 * r] = max_host_[r], pairs[2 * r + 1] = sumexp_host_[r];
     ctx.comm.all_gather(pairs.data(), all.data(), std::vector<size_t>(K, 2 * rows));
@@ -135,7 +135,6 @@ class SoftmaxXentLayer : public LossLayer {
     ctx.backend.from_host(sumexp_host_.data(), s.f32(), rows * sizeof(float));
   }
 
-  LayerPlacement place_;
   int64_t cols_ = 0, col0_ = 0, classes_ = 0;
   Scratch row_max_, row_sumexp_, target_;  // (rows) each
   std::vector<float> max_host_, sumexp_host_, target_host_;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "owt/parallel/network.h"
+
 namespace owt {
 
 double all_reduce_cost(double n, int k) { return k > 1 ? 2.0 * n * (k - 1) / k : 0.0; }
@@ -34,17 +36,17 @@ int64_t full_params(Layer& layer) {
 
 }  // namespace
 
-PlanReport plan_costs(const ModelConfig& cfg, int K, int64_t batch, double bandwidth, double flops) {
+PlanReport plan_costs(const NetworkSpec& spec, int K, int64_t batch, double bandwidth, double flops) {
   PlanReport r;
   r.workers = K;
-  r.batch = batch > 0 ? batch : cfg.solver.batch;
-  r.transition = cfg.parallel.transition;
-  const int64_t b = r.batch, B = b * K;
-  Network net(cfg, 0, K, ParallelMode::Owt);
-  Network one(cfg, 0, 1, ParallelMode::Owt);
-  const size_t t = net.transition(), last = net.size() - 1;
+  r.batch = batch;
+  r.transition = spec.parallel.transition;
+  const int64_t b = batch, B = b * K;
+  Network net(spec, 0, K, ParallelMode::Owt);
+  Network one(spec, 0, 1, ParallelMode::Owt);
+  const size_t t = net.transition();
   const bool mp = net.has_model_parallel_stage();
-  const int64_t classes = cfg.classes, topk = std::min<int64_t>(5, classes);
+  const int64_t topk = std::min<int64_t>(5, spec.classes);
 
   double fwd_flops_worker = 0, fwd_flops_one = 0;
   for (size_t i = 0; i < net.size(); ++i) {
@@ -54,7 +56,7 @@ PlanReport plan_costs(const ModelConfig& cfg, int K, int64_t batch, double bandw
     c.type = layer.type();
     c.params = full_params(layer);
     const bool in_mp = mp && i >= t;
-    c.placement = layer.params().empty() ? "" : (net.placement(i).parallel == Parallel::Model ? "model" : "data");
+    c.placement = layer.params().empty() ? "" : net.placement(i).model_parallel ? "model" : "data";
     c.data_parallel = all_reduce_cost(static_cast<double>(c.params), K);
     c.forward_flops = layer.forward_flops() * (in_mp ? B : b);
     fwd_flops_worker += c.forward_flops;
@@ -66,17 +68,18 @@ PlanReport plan_costs(const ModelConfig& cfg, int K, int64_t batch, double bandw
       c.model_parallel = std::min(lc.split_output, lc.split_input);
     }
     const LayerPlacement& place = net.placement(i);
+    const bool feature_shard_in = place.input.is_feature_shard();
     if (!in_mp) {
       c.hybrid = c.data_parallel;
     } else if (layer.as_loss()) {
       // Over a class shard: (max, sum-exp) pairs gathered, target logits summed, top-k
       // candidates gathered. Over whole logits every worker computes the same loss alone.
-      if (place.input_sharded)
+      if (feature_shard_in)
         c.hybrid = all_gather_cost(2.0 * B * K, K) + all_reduce_cost(B, K) +
                    all_gather_cost(2.0 * topk * B * K, K);
-    } else if (place.parallel == Parallel::Model && place.input_sharded) {
+    } else if (place.model_parallel && feature_shard_in) {
       c.hybrid = all_reduce_cost(static_cast<double>(B) * full_params_rows(layer), K);  // row-parallel
-    } else if (place.parallel == Parallel::Model) {  // column-parallel
+    } else if (place.model_parallel) {  // column-parallel
       if (place.gather_output) c.hybrid += all_gather_cost(static_cast<double>(B) * full_params_rows(layer), K);
       if (i != t) c.hybrid += all_reduce_cost(B * in, K);  // partial input gradients
     }
@@ -88,9 +91,9 @@ PlanReport plan_costs(const ModelConfig& cfg, int K, int64_t batch, double bandw
   } else {
     LayerCost tr;
     tr.name = "transition";
-    tr.type = cfg.parallel.transition;
+    tr.type = transition_name(spec.parallel.transition);
     const double d = static_cast<double>(net.input_shape(t).numel());
-    if (cfg.parallel.transition == "pipelined")
+    if (spec.parallel.transition == Transition::Pipelined)
       tr.hybrid = K * (broadcast_cost(b * d, K) + reduce_cost(b * d, K));
     else
       tr.hybrid = all_gather_cost(B * d, K) + reduce_scatter_cost(B * d, K);
@@ -109,8 +112,6 @@ PlanReport plan_costs(const ModelConfig& cfg, int K, int64_t batch, double bandw
   r.step_seconds_dp = r.train_flops_one_worker / K / flops + r.data_parallel_total * bytes / bandwidth;
   r.speedup = r.step_seconds_one / r.step_seconds;
   r.speedup_dp = r.step_seconds_one / r.step_seconds_dp;
-  (void)last;
-  (void)classes;
   return r;
 }
 

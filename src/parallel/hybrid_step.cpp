@@ -1,7 +1,28 @@
-// HybridStep: forward, transition, model-parallel stage, loss, backward and gradient sync
-// for one global batch. Layers are driven generically; only the plan's stage split matters.
+// HybridStep: forward, transition, model-parallel stage, loss, backward and gradient sums for
+// one global batch. Layers are driven generically; what to communicate follows from placements.
+//
+// Invariants of the step (read these before changing it; docs/ARCHITECTURE.md has the why):
+// 1. Rows. Worker k holds rows [row0_k, row0_k + b_k) of the global batch of B rows, in rank
+//    order (BatchRows). The data-parallel stage sees only those rows (Placement::rows()); the
+//    model-parallel stage sees all B rows in that order on every worker, so the global row r
+//    is the same example everywhere, and dropout and the loss are keyed by it (ctx.row0).
+// 2. The loss is the mean over all B rows: every layer's gradient is of (loss sum / B), so the
+//    replicated gradients are *summed* over workers, never averaged. With block updates a
+//    block of n rows is its own batch (loss over n) and its input gradient is scaled by n / B,
+//    so the data-parallel stage still sees the gradient of the mean over B.
+// 3. Partial sums. A column-parallel linear's input gradient is Partial (each worker's
+//    dy_k W_k). Inside the model-parallel stage it is all-reduced in run_backward; at the
+//    transition it is reduce-scattered by rows (scheme a) or reduced onto block j's owner
+//    (scheme b), so worker k receives the gradient of exactly its own rows, whole.
+// 4. Which params are summed: those whose gradient is Partial (replicated params of layers
+//    that saw only this worker's rows). Replicated params of the model-parallel stage (a
+//    row-parallel linear's bias) see all B rows on every worker: complete, never summed; the
+//    buckets hold only the Partial ones (ParamStore::summed()).
+// 5. Activations are owned by the step: inputs_[i] is what layer i read in this pass, so
+//    backward never guesses which tensor fed a layer (block inputs, gathered rows, x).
 #include "owt/parallel/hybrid_step.h"
 
+#include <algorithm>
 #include <chrono>
 #include <numeric>
 
@@ -14,17 +35,32 @@ int64_t BatchRows::row0_of(int r) const {
 }
 
 namespace {
+
 std::vector<size_t> scaled(const std::vector<int64_t>& counts, int64_t unit) {
   std::vector<size_t> out;
   for (int64_t c : counts) out.push_back(static_cast<size_t>(c * unit));
   return out;
 }
+
+// Runs `body`, adding its wall time (after a device synchronise) to `*total` when profiling.
+template <typename F>
+void timed(bool profiling, Backend& backend, double* total, F&& body) {
+  if (!profiling) return body();
+  auto t0 = std::chrono::steady_clock::now();
+  body();
+  backend.synchronize();
+  *total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 }  // namespace
 
 HybridStep::HybridStep(Network& net, ParamStore& store, Backend& backend, Communicator& comm,
-                       ParallelConfig config, size_t bucket_bytes)
-    : net_(net), store_(store), backend_(backend), comm_(comm), config_(std::move(config)),
-      buckets_(store, comm, bucket_bytes), in_place_(net.size(), false), outputs_(net.size()) {
+                       ParallelSpec spec, size_t bucket_bytes)
+    : net_(net), store_(store), backend_(backend), comm_(comm), spec_(spec),
+      block_updates_(spec.fc_update == FcUpdate::Block && spec.transition == Transition::Pipelined &&
+                     net.has_model_parallel_stage()),
+      buckets_(store, comm, bucket_bytes), in_place_(net.size(), false), inputs_(net.size()),
+      outputs_(net.size()) {
   for (size_t i = 1; i + 1 < net.size(); ++i)
     in_place_[i] = net.layer(i).can_run_in_place() && !net.layer(i - 1).backward_needs_output();
 }
@@ -35,31 +71,108 @@ void HybridStep::enable_profiling(bool on) {
   times_.backward.assign(net_.size(), 0.0);
 }
 
-namespace {
-// Runs `body`, adding its wall time (after a device synchronise) to `*total` when profiling.
-template <typename F>
-void timed(bool profiling, Backend& backend, double* total, F&& body) {
-  if (!profiling) return body();
-  auto t0 = std::chrono::steady_clock::now();
-  body();
-  backend.synchronize();
-  *total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-}  // namespace
-
-Tensor HybridStep::input_of(size_t i, int64_t rows) {
-  if (i == 0) return dp_input_;
-  if (net_.has_model_parallel_stage() && i == net_.transition()) return mp_input_;
-  return output_of(i - 1, rows);
+RunContext HybridStep::context(bool training, uint64_t seed, int64_t step, const BatchRows& rows) {
+  return RunContext{backend_, comm_, training, seed, step, rows.row0(), rows.total()};
 }
 
-Tensor HybridStep::output_of(size_t i, int64_t rows) {
-  Shape shape = net_.output_shape(i).with_batch(rows);
-  if (in_place_[i]) return input_of(i, rows).reshaped(shape);
-  return outputs_[i].get(backend_, shape);
+// ---- the step ----------------------------------------------------------------------------
+
+EvalCounts HybridStep::train(const Tensor& x, const Tensor& labels_device,
+                             const int32_t* labels_host, const BatchRows& rows, int64_t step,
+                             uint64_t seed, const Update& update_model_stage) {
+  store_.zero_grads(backend_);
+  RunContext ctx = context(true, seed, step, rows);
+  const Labels labels{labels_device, labels_host};
+  if (!net_.has_model_parallel_stage()) return train_data_parallel(ctx, x, labels, rows);
+
+  EvalCounts counts;
+  Tensor a_local = data_parallel_forward(ctx, x, rows.local());  // (b, d...)
+  Tensor da_local = spec_.transition == Transition::Pipelined && comm_.size() > 1
+                        ? pipelined_scheme(ctx, a_local, labels, rows, &counts, update_model_stage)
+                        : allgather_scheme(ctx, a_local, labels, rows, &counts, update_model_stage);
+  data_parallel_backward(ctx, da_local, rows.local());
+  buckets_.finish();
+  return counts;
 }
 
-Tensor HybridStep::gather_rows(const Tensor& a_local, const BatchRows& rows) {
+// Pure data parallelism: the loss sees this worker's rows, scaled by the global batch.
+EvalCounts HybridStep::train_data_parallel(RunContext& ctx, const Tensor& x, const Labels& labels,
+                                           const BatchRows& rows) {
+  const int64_t b = rows.local();
+  const Labels mine = labels.rows(rows.row0(), b);
+  Tensor logits = run_forward(ctx, 0, net_.size() - 1, x, b);
+  EvalCounts counts = count_local(ctx, logits, mine);
+  Tensor dlogits = dlogits_.get(backend_, logits.shape());
+  net_.loss().backward_loss(ctx, logits, mine.device, dlogits);
+  run_backward(ctx, 0, net_.size() - 1, dlogits, b, false);
+  buckets_.finish();
+  sum_over_workers(&counts);
+  return counts;
+}
+
+// The data-parallel stage: this worker's rows up to the transition's input, (b, d...).
+Tensor HybridStep::data_parallel_forward(RunContext& ctx, const Tensor& x, int64_t rows) {
+  const size_t t = net_.transition();
+  return t > 0 ? run_forward(ctx, 0, t, x, rows) : x;
+}
+
+// Scheme (a): every worker gathers all B rows and runs the model-parallel stage once on them.
+Tensor HybridStep::allgather_scheme(RunContext& ctx, const Tensor& a_local, const Labels& labels,
+                                    const BatchRows& rows, EvalCounts* counts, const Update& update) {
+  Tensor a = transition(a_local, rows);  // (B, d...)
+  RunContext all_rows = ctx;
+  all_rows.row0 = 0;
+  StageResult fc = model_parallel_stage(all_rows, a, labels, rows.total());
+  *counts += fc.counts;
+  if (block_updates_) update();  // one worker: the one block is the whole batch
+  return transition_backward(fc.input_grad, rows);
+}
+
+// Scheme (b), cuda-convnet2's: worker j's block of rows is broadcast while block j-1 runs the
+// model-parallel stage, and block j's input gradient is reduced onto worker j while later
+// blocks compute: worker j reduces in place in da_local, the others from a staging copy that
+// outlives the call.
+Tensor HybridStep::pipelined_scheme(RunContext& ctx, const Tensor& a_local, const Labels& labels,
+                                    const BatchRows& rows, EvalCounts* counts, const Update& update) {
+  const int K = comm_.size();
+  const Shape a_shape = net_.input_shape(net_.transition());
+  const int64_t d = a_shape.numel(), b = rows.local(), B = rows.total();
+  const bool partial = net_.layer(net_.transition()).input_grad_placement().is_partial();
+  Tensor da_local = da_local_.get(backend_, a_shape.with_batch(b));
+  Tensor staging = da_staging_.get(backend_, a_shape.with_batch(B));
+  const int64_t max_rows = *std::max_element(rows.counts.begin(), rows.counts.end());
+  Tensor blocks[2] = {block_[0].get(backend_, a_shape.with_batch(max_rows)),
+                      block_[1].get(backend_, a_shape.with_batch(max_rows))};
+  auto send_block = [&](int j) {
+    if (comm_.rank() == j) backend_.copy(a_local.f32(), blocks[j % 2].f32(), b * d * sizeof(float));
+    return comm_.broadcast_async(blocks[j % 2].f32(), rows.counts[j] * d, j);
+  };
+
+  std::vector<std::unique_ptr<CommHandle>> reductions;
+  std::unique_ptr<CommHandle> inflight = send_block(0);
+  for (int j = 0; j < K; ++j) {
+    inflight->wait();
+    std::unique_ptr<CommHandle> next = j + 1 < K ? send_block(j + 1) : nullptr;
+    const int64_t n = rows.counts[j], r0 = rows.row0_of(j);
+    RunContext block = ctx;
+    block.row0 = r0;
+    block.loss_rows = block_updates_ ? n : B;  // the paper's (128K, 128): FC batches of n rows
+    StageResult fc = model_parallel_stage(block, blocks[j % 2].rows(0, n), labels.rows(r0, n), n);
+    *counts += fc.counts;
+    Tensor da = fc.input_grad;  // (n, d)
+    if (block_updates_) backend_.scale(da.f32(), n * d, static_cast<float>(n) / B);
+    float* target = comm_.rank() == j ? da_local.f32() : staging.rows(r0, n).f32();
+    backend_.copy(da.f32(), target, n * d * sizeof(float));
+    if (partial) reductions.push_back(comm_.reduce_async(target, n * d, j));
+    if (block_updates_) update();
+    if (next) inflight = std::move(next);
+  }
+  for (auto& r : reductions) r->wait();
+  return da_local;
+}
+
+// The transition of scheme (a): every worker's rows of the stage boundary, all B of them.
+Tensor HybridStep::transition(const Tensor& a_local, const BatchRows& rows) {
   const Shape a_shape = net_.input_shape(net_.transition());
   if (comm_.size() == 1) return a_local.reshaped(a_shape.with_batch(rows.local()));
   Tensor a = gathered_.get(backend_, a_shape.with_batch(rows.total()));
@@ -67,10 +180,53 @@ Tensor HybridStep::gather_rows(const Tensor& a_local, const BatchRows& rows) {
   return a;
 }
 
+// The model-parallel stage forward and backward on one block of global rows (all B in scheme
+// a, one worker's in scheme b): logits, loss and hits, and the gradient w.r.t. the block.
+HybridStep::StageResult HybridStep::model_parallel_stage(RunContext& ctx, const Tensor& a,
+                                                         const Labels& labels, int64_t rows) {
+  const size_t t = net_.transition(), last = net_.size() - 1;
+  StageResult out;
+  Tensor logits = run_forward(ctx, t, last, a, rows);
+  out.counts.loss_sum = net_.loss().forward_loss(ctx, logits, labels.device);
+  net_.loss().count_correct(ctx, logits, labels.host, &out.counts.top1, &out.counts.top5);
+  out.counts.rows = rows;
+  Tensor dlogits = dlogits_.get(backend_, logits.shape());
+  net_.loss().backward_loss(ctx, logits, labels.device, dlogits);
+  out.input_grad = run_backward(ctx, t, last, dlogits, rows, true);
+  return out;
+}
+
+// This worker's rows of the gradient w.r.t. the transition's input (B, d...) -> (b, d...):
+// Partial sums are reduce-scattered by rows; a Replicate gradient is whole everywhere already.
+Tensor HybridStep::transition_backward(const Tensor& da, const BatchRows& rows) {
+  const Shape a_shape = net_.input_shape(net_.transition());
+  const int64_t d = a_shape.numel(), b = rows.local();
+  Tensor da_local = da_local_.get(backend_, a_shape.with_batch(b));
+  if (net_.layer(net_.transition()).input_grad_placement().is_partial())
+    comm_.reduce_scatter(da.f32(), da_local.f32(), scaled(rows.counts, d));
+  else
+    backend_.copy(da.rows(rows.row0(), b).f32(), da_local.f32(), b * d * sizeof(float));
+  return da_local;
+}
+
+// The data-parallel stage backward on this worker's rows (ctx.row0 is still its first row).
+void HybridStep::data_parallel_backward(RunContext& ctx, const Tensor& da_local, int64_t rows) {
+  if (net_.transition() > 0) run_backward(ctx, 0, net_.transition(), da_local, rows, false);
+}
+
+// ---- layers in order ---------------------------------------------------------------------
+
+Tensor HybridStep::output_of(size_t i, int64_t rows) {
+  Shape shape = net_.output_shape(i).with_batch(rows);
+  if (in_place_[i]) return inputs_[i].reshaped(shape);
+  return outputs_[i].get(backend_, shape);
+}
+
 Tensor HybridStep::run_forward(RunContext& ctx, size_t begin, size_t end, const Tensor& input,
                                int64_t rows) {
   Tensor x = input;
   for (size_t i = begin; i < end; ++i) {
+    inputs_[i] = x;
     Tensor y = output_of(i, rows);
     timed(profiling_, backend_, profiling_ ? &times_.forward[i] : nullptr,
           [&] { net_.layer(i).forward(ctx, x, y); });
@@ -85,9 +241,9 @@ Tensor HybridStep::run_backward(RunContext& ctx, size_t begin, size_t end, const
   int cur = -1;  // which grad_ buffer holds dy (-1: neither)
   for (size_t i = end; i-- > begin;) {
     Layer& layer = net_.layer(i);
-    Tensor x = input_of(i, rows), y = output_of(i, rows);
+    Tensor x = inputs_[i], y = output_of(i, rows);
     Tensor dx;
-    bool need_dx = i > begin || want_dx;
+    const bool need_dx = i > begin || want_dx;
     if (need_dx) {
       Shape shape = net_.input_shape(i).with_batch(rows);
       if (in_place_[i]) {
@@ -100,32 +256,22 @@ Tensor HybridStep::run_backward(RunContext& ctx, size_t begin, size_t end, const
     timed(profiling_, backend_, profiling_ ? &times_.backward[i] : nullptr,
           [&] { layer.backward(ctx, x, y, dy, need_dx ? &dx : nullptr); });
     for (Param* p : layer.params()) buckets_.ready(p);
-    bool reduce_here = need_dx && layer.input_grad_is_partial() &&
-                       !(net_.has_model_parallel_stage() && i == net_.transition());
-    if (reduce_here) comm_.all_reduce(dx.f32(), dx.numel());
+    // A Partial input gradient inside the model-parallel stage becomes whole (Replicate) for
+    // the layer before; at the transition, transition_backward reduces it by rows instead.
+    const bool at_transition = net_.has_model_parallel_stage() && i == net_.transition();
+    if (need_dx && !at_transition && layer.input_grad_placement().is_partial())
+      comm_.all_reduce(dx.f32(), dx.numel());
     dy = dx;
   }
   return dy;
 }
 
-void HybridStep::mp_block(RunContext& ctx, const Tensor& a, const Tensor& labels,
-                          const int32_t* labels_host, int64_t rows, EvalCounts* counts) {
-  size_t t = net_.transition(), last = net_.size() - 1;
-  mp_input_ = a;
-  Tensor logits = run_forward(ctx, t, last, a, rows);
-  counts->loss_sum += net_.loss().forward_loss(ctx, logits, labels);
-  net_.loss().count_correct(ctx, logits, labels_host, &counts->top1, &counts->top5);
-  counts->rows += rows;
-  Tensor dlogits = dlogits_.get(backend_, logits.shape());
-  net_.loss().backward_loss(ctx, logits, labels, dlogits);
-  last_block_grad_ = run_backward(ctx, t, last, dlogits, rows, true);
-}
+// ---- losses and counts -------------------------------------------------------------------
 
-EvalCounts HybridStep::count_local(RunContext& ctx, const Tensor& logits, const Tensor& labels,
-                                   const int32_t* labels_host) {
+EvalCounts HybridStep::count_local(RunContext& ctx, const Tensor& logits, const Labels& labels) {
   EvalCounts c;
-  c.loss_sum = net_.loss().forward_loss(ctx, logits, labels);
-  net_.loss().count_correct(ctx, logits, labels_host, &c.top1, &c.top5);
+  c.loss_sum = net_.loss().forward_loss(ctx, logits, labels.device);
+  net_.loss().count_correct(ctx, logits, labels.host, &c.top1, &c.top5);
   c.rows = ctx.loss_rows;
   return c;
 }
@@ -139,113 +285,30 @@ void HybridStep::sum_over_workers(EvalCounts* c) {
   c->top5 = static_cast<int64_t>(sums[2]);
 }
 
-EvalCounts HybridStep::train(const Tensor& x, const Tensor& labels, const int32_t* labels_host,
-                             const BatchRows& rows, int64_t step, uint64_t seed,
-                             const std::function<void()>& update_model_stage) {
-  store_.zero_grads(backend_);
-  const int K = comm_.size();
-  const int64_t b = rows.local(), B = rows.total();
-  const size_t t = net_.transition(), last = net_.size() - 1;
-  RunContext ctx{backend_, comm_, true, seed, step, rows.row0(), B};
-  dp_input_ = x;
-
-  EvalCounts counts;
-  if (!net_.has_model_parallel_stage()) {
-    // Pure data parallelism: the loss sees this worker's rows, scaled by the global batch.
-    Tensor logits = run_forward(ctx, 0, last, x, b);
-    Tensor local_labels = labels.rows(rows.row0(), b);
-    counts = count_local(ctx, logits, local_labels, labels_host + rows.row0());
-    Tensor dlogits = dlogits_.get(backend_, logits.shape());
-    net_.loss().backward_loss(ctx, logits, local_labels, dlogits);
-    run_backward(ctx, 0, last, dlogits, b, false);
-    buckets_.finish();
-    sum_over_workers(&counts);
-    return counts;
-  }
-
-  Tensor a_local = t > 0 ? run_forward(ctx, 0, t, x, b) : x;  // (b, d...)
-  const int64_t d = net_.input_shape(t).numel();
-  const Shape a_shape = net_.input_shape(t);
-  Tensor da_local = da_local_.get(backend_, a_shape.with_batch(b));
-  const bool partial = net_.layer(t).input_grad_is_partial();
-
-  if (config_.transition == "allgather" || K == 1) {
-    // Scheme (a): every worker gets all B rows, runs the FC stage once.
-    Tensor a = gather_rows(a_local, rows);
-    ctx.row0 = 0;
-    mp_block(ctx, a, labels, labels_host, B, &counts);
-    Tensor da = last_block_grad_;  // (B, d) partial sums
-    if (partial && K > 1)
-      comm_.reduce_scatter(da.f32(), da_local.f32(), scaled(rows.counts, d));
-    else
-      backend_.copy(da.rows(rows.row0(), b).f32(), da_local.f32(), b * d * sizeof(float));
-  } else {
-    // Scheme (b): worker j's block is broadcast while the previous block is computed.
-    const int64_t max_rows = *std::max_element(rows.counts.begin(), rows.counts.end());
-    Tensor blocks[2] = {block_[0].get(backend_, a_shape.with_batch(max_rows)),
-                        block_[1].get(backend_, a_shape.with_batch(max_rows))};
-    auto send_block = [&](int j) {
-      if (comm_.rank() == j) backend_.copy(a_local.f32(), blocks[j % 2].f32(), b * d * sizeof(float));
-      return comm_.broadcast_async(blocks[j % 2].f32(), rows.counts[j] * d, j);
-    };
-    bool block_update = config_.fc_update == "block";
-    // Block j's input gradient is summed onto worker j while later blocks compute: worker j
-    // reduces in place in da_local, the others from a staging copy that outlives the call.
-    Tensor staging = da_staging_.get(backend_, a_shape.with_batch(B));
-    std::vector<std::unique_ptr<CommHandle>> reductions;
-    auto inflight = send_block(0);
-    for (int j = 0; j < K; ++j) {
-      inflight->wait();
-      std::unique_ptr<CommHandle> next = j + 1 < K ? send_block(j + 1) : nullptr;
-      const int64_t n = rows.counts[j], r0 = rows.row0_of(j);
-      ctx.row0 = r0;
-      // With block updates the FC stage sees a batch of n rows (the paper's (128K, 128)).
-      ctx.loss_rows = block_update ? n : B;
-      mp_block(ctx, blocks[j % 2].rows(0, n), labels.rows(r0, n), labels_host + r0, n, &counts);
-      Tensor da = last_block_grad_;  // (n, d)
-      if (block_update) backend_.scale(da.f32(), n * d, static_cast<float>(n) / B);
-      float* target = comm_.rank() == j ? da_local.f32() : staging.rows(r0, n).f32();
-      backend_.copy(da.f32(), target, n * d * sizeof(float));
-      if (partial) reductions.push_back(comm_.reduce_async(target, n * d, j));
-      if (block_update) update_model_stage();
-      if (next) inflight = std::move(next);
-    }
-    for (auto& r : reductions) r->wait();
-    ctx.loss_rows = B;
-  }
-
-  ctx.row0 = rows.row0();
-  if (t > 0) run_backward(ctx, 0, t, da_local, b, false);
-  buckets_.finish();
-  return counts;
-}
+// ---- evaluation --------------------------------------------------------------------------
 
 Tensor HybridStep::eval_logits(const Tensor& x, const BatchRows& rows) {
-  const int64_t b = rows.local(), B = rows.total();
-  const size_t t = net_.transition(), last = net_.size() - 1;
-  RunContext ctx{backend_, comm_, false, 0, 0, rows.row0(), B};
-  dp_input_ = x;
-  if (!net_.has_model_parallel_stage()) return run_forward(ctx, 0, last, x, b);
-  Tensor a_local = t > 0 ? run_forward(ctx, 0, t, x, b) : x;
-  Tensor a = gather_rows(a_local, rows);
+  RunContext ctx = context(false, 0, 0, rows);
+  const size_t last = net_.size() - 1;
+  if (!net_.has_model_parallel_stage()) return run_forward(ctx, 0, last, x, rows.local());
+  Tensor a = transition(data_parallel_forward(ctx, x, rows.local()), rows);
   ctx.row0 = 0;
-  mp_input_ = a;
-  return run_forward(ctx, t, last, a, B);
+  return run_forward(ctx, net_.transition(), last, a, rows.total());
 }
 
-EvalCounts HybridStep::score(const Tensor& logits, const Tensor& labels, const int32_t* labels_host,
-                             const BatchRows& rows) {
-  const int64_t b = rows.local(), B = rows.total();
-  RunContext ctx{backend_, comm_, false, 0, 0, rows.row0(), B};
+EvalCounts HybridStep::score(const Tensor& logits, const Tensor& labels_device,
+                             const int32_t* labels_host, const BatchRows& rows) {
+  RunContext ctx = context(false, 0, 0, rows);
+  const Labels labels{labels_device, labels_host};
   if (!net_.has_model_parallel_stage()) {
-    EvalCounts out = count_local(ctx, logits, labels.rows(rows.row0(), b), labels_host + rows.row0());
+    EvalCounts out = count_local(ctx, logits, labels.rows(rows.row0(), rows.local()));
     sum_over_workers(&out);
     return out;
   }
   EvalCounts out;
-  out.loss_sum = net_.loss().forward_loss(ctx, logits, labels);
-  net_.loss().count_correct(ctx, logits, labels_host, &out.top1, &out.top5);
-  out.rows = B;
+  out.loss_sum = net_.loss().forward_loss(ctx, logits, labels.device);
+  net_.loss().count_correct(ctx, logits, labels.host, &out.top1, &out.top5);
+  out.rows = rows.total();
   return out;
 }
 

@@ -1,33 +1,14 @@
-// Network construction: each layer's YAML goes to its factory; the generic keys (parallel,
-// split, lr_mult, wd_mult, freeze) are read here; the plan places the layers; shapes are chained.
+// Network construction: each layer's YAML goes to its factory; the keys every layer may carry
+// (parallel, split, lr_mult, wd_mult, freeze) are read here; the plan places the layers; shapes
+// and placements are chained from the input to the loss.
 #include "owt/parallel/network.h"
 
 #include <set>
 
-#include "owt/core/config_map.h"
 #include "owt/nn/registry.h"
 
 namespace owt {
 namespace {
-
-struct GenericKeys {
-  std::string parallel;  // "", "data" or "model"
-  std::string split;     // model-parallel linear: "auto", "output" (column) or "input" (row)
-  double lr_mult = 1, wd_mult = 1;
-  bool freeze = false;
-};
-
-GenericKeys read_generic_keys(ConfigMap& cfg) {
-  GenericKeys g;
-  g.parallel = cfg.get_choice("parallel", {"", "data", "model"}, "");
-  g.split = cfg.get_choice("split", {"auto", "output", "input"}, "auto");
-  g.lr_mult = cfg.get_float("lr_mult", 1.0);
-  if (g.lr_mult < 0) cfg.fail("lr_mult", "must be zero or positive");
-  g.wd_mult = cfg.get_float("wd_mult", 1.0);
-  if (g.wd_mult < 0) cfg.fail("wd_mult", "must be zero or positive");
-  g.freeze = cfg.get_bool("freeze", false);
-  return g;
-}
 
 std::string layer_what(const YAML::Node& node, size_t index) {
   if (node.IsMap() && node["name"] && node["name"].IsScalar())
@@ -35,100 +16,119 @@ std::string layer_what(const YAML::Node& node, size_t index) {
   return cat("layer ", index + 1);
 }
 
+// Runs layer.setup, turning a shape the layer cannot take into an error at the layer's line.
+Shape setup_at(Layer& layer, const Shape& in, const LayerPlacement& place, const std::string& where) {
+  try {
+    return layer.setup(in, place);
+  } catch (const Error& e) {
+    throw Error(cat(where, ": ", e.what()));
+  }
+}
+
 }  // namespace
 
-Network::Network(const ModelConfig& cfg, int rank, int workers, ParallelMode mode)
+Network::Network(const NetworkSpec& spec, int rank, int workers, ParallelMode mode)
     : rank_(rank), workers_(workers) {
-  std::vector<GenericKeys> generic;
-  std::vector<std::string> where;
+  const std::vector<LayerKeys> keys = build_layers(spec);
+  const Plan plan = make_plan(describe_for_plan(spec, keys), mode);
+  transition_ = plan.transition;
+  place_layers(spec, plan, keys);
+}
+
+std::vector<Network::LayerKeys> Network::build_layers(const NetworkSpec& spec) {
+  std::vector<LayerKeys> keys;
   std::set<std::string> names;
-  for (size_t i = 0; i < cfg.layers.size(); ++i) {
-    ConfigMap lc(cfg.layers[i], cfg.file, layer_what(cfg.layers[i], i));
-    auto layer = make_layer(lc);
-    generic.push_back(read_generic_keys(lc));
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    ConfigMap lc(spec.layers[i], spec.file, layer_what(spec.layers[i], i));
+    std::unique_ptr<Layer> layer = make_layer(lc);
+    LayerKeys k;
+    k.parallel = lc.get_enum<LayerParallel>(
+        "parallel", {{"data", LayerParallel::Data}, {"model", LayerParallel::Model}},
+        LayerParallel::Default);
+    k.split = lc.get_enum<LinearSplit>(
+        "split", {{"auto", LinearSplit::Auto}, {"output", LinearSplit::Output}, {"input", LinearSplit::Input}},
+        LinearSplit::Auto);
+    k.lr_mult = lc.get_float("lr_mult", 1.0);
+    if (k.lr_mult < 0) lc.fail("lr_mult", "must be zero or positive");
+    k.wd_mult = lc.get_float("wd_mult", 1.0);
+    if (k.wd_mult < 0) lc.fail("wd_mult", "must be zero or positive");
+    k.freeze = lc.get_bool("freeze", false);
+    k.where = lc.where("parallel");
     lc.check_all_used();
     if (!names.insert(layer->name()).second)
       throw Error(cat(lc.where("name"), ": ", lc.what(), ": the name is used by an earlier layer"));
-    bool is_loss = layer->as_loss() != nullptr;
-    if (is_loss != (i + 1 == cfg.layers.size()))
+    const bool is_loss = layer->as_loss() != nullptr;
+    if (is_loss != (i + 1 == spec.layers.size()))
       throw Error(cat(lc.where("type"), ": ", lc.what(),
                       is_loss ? ": the loss must be the last layer"
                               : ": the last layer must be a loss (softmax_cross_entropy)"));
-    if (generic.back().parallel == "model" && !layer->supports_model_parallel())
+    if (k.parallel == LayerParallel::Model && !layer->supports_model_parallel())
       throw Error(cat(lc.where("parallel"), ": ", lc.what(), ": a ", layer->type(),
                       " layer cannot be model-parallel (only linear layers can)"));
     if (lc.has("split") && !layer->supports_model_parallel())
       throw Error(cat(lc.where("split"), ": ", lc.what(), ": only model-parallel linear layers "
                       "have a split"));
-    where.push_back(lc.where("parallel"));
+    keys.push_back(k);
     layers_.push_back(std::move(layer));
   }
+  return keys;
+}
 
-  // Every layer's unsharded width, from a one-worker shape pass; then the plan.
-  std::vector<PlanLayer> plan_layers(size());
-  {
-    Shape probe = cfg.input;
-    for (size_t i = 0; i < size(); ++i) {
-      PlanLayer& pl = plan_layers[i];
-      pl.name = layers_[i]->name();
-      pl.where = where[i];
-      pl.parallel = generic[i].parallel;
-      pl.split = generic[i].split;
-      pl.supports_model_parallel = layers_[i]->supports_model_parallel();
-      pl.preserves_feature_shard = layers_[i]->preserves_feature_shard();
-      pl.is_loss = layers_[i]->as_loss() != nullptr;
-      pl.has_params = !layers_[i]->params().empty();
-      pl.in_width = probe.numel();
-      try {  // a shape the layer cannot take is a model-file error: say where the layer is
-        probe = layers_[i]->setup(probe, LayerPlacement{});
-      } catch (const Error& e) {
-        throw Error(cat(where[i], ": ", e.what()));
-      }
-      pl.out_width = probe.numel();
-    }
-  }
-  const Plan plan = make_plan(plan_layers, mode);
-  transition_ = plan.transition;
-
-  // Placements and the real shapes. Replicated params of layers in the model-parallel stage
-  // see the whole global batch on every worker: their gradients are already complete.
-  placements_.resize(size());
-  Shape shape = cfg.input;
-  bool input_sharded = false;
-  int64_t col0 = 0, cols_total = 0;
+std::vector<PlanLayer> Network::describe_for_plan(const NetworkSpec& spec,
+                                                  const std::vector<LayerKeys>& keys) {
+  std::vector<PlanLayer> out(size());
+  Shape probe = spec.input;
   for (size_t i = 0; i < size(); ++i) {
-    LayerPlacement& p = placements_[i];
-    p.rank = rank;
-    p.workers = workers;
-    p.parallel = plan.model[i] ? Parallel::Model : Parallel::Data;
-    p.input_sharded = input_sharded;
-    p.in_col0 = col0;
-    p.in_cols_total = cols_total;
-    p.gather_output = !plan.keep_shard[i];
-    in_shapes_.push_back(shape);
-    try {
-      shape = layers_[i]->setup(shape, p);
-    } catch (const Error& e) {
-      throw Error(cat(where[i], ": ", e.what()));
-    }
-    out_shapes_.push_back(shape);
-    if (!layers_[i]->preserves_feature_shard())
-      input_sharded = layers_[i]->output_shard(&col0, &cols_total);
-    if (has_model_parallel_stage() && i >= transition_)
-      for (Param* param : layers_[i]->params())
-        if (param->layout == Layout::Replicated) param->grad_needs_sum = false;
+    Layer& layer = *layers_[i];
+    PlanLayer& pl = out[i];
+    pl.name = layer.name();
+    pl.where = keys[i].where;
+    pl.parallel = keys[i].parallel;
+    pl.split = keys[i].split;
+    pl.supports_model_parallel = layer.supports_model_parallel();
+    pl.preserves_feature_shard = layer.preserves_feature_shard();
+    pl.is_loss = layer.as_loss() != nullptr;
+    pl.has_params = !layer.params().empty();
+    pl.in_width = probe.numel();
+    probe = setup_at(layer, probe, LayerPlacement{}, keys[i].where);
+    pl.out_width = probe.numel();
   }
-  const LayerPlacement& at_loss = placements_.back();
-  int64_t logits = at_loss.input_sharded ? at_loss.in_cols_total : in_shapes_.back().numel();
-  if (logits != cfg.classes)
-    throw Error(cat(cfg.file, ": the last layer before the loss gives ", logits,
-                    " outputs but the model has classes: ", cfg.classes));
-  for (size_t i = 0; i < size(); ++i)
-    for (Param* p : layers_[i]->params()) {
-      p->lr_mult = static_cast<float>(generic[i].lr_mult);
-      p->wd_mult = static_cast<float>(generic[i].wd_mult);
-      p->frozen = generic[i].freeze;
+  return out;
+}
+
+void Network::place_layers(const NetworkSpec& spec, const Plan& plan,
+                           const std::vector<LayerKeys>& keys) {
+  Shape shape = spec.input;
+  Placement input = Placement::rows();
+  for (size_t i = 0; i < size(); ++i) {
+    Layer& layer = *layers_[i];
+    // The transition: from here on every worker sees every row of the global batch.
+    if (has_model_parallel_stage() && i == transition_) input = Placement::replicate();
+    LayerPlacement place;
+    place.rank = rank_;
+    place.workers = workers_;
+    place.model_parallel = plan.model_parallel[i];
+    place.gather_output = plan.gather_output[i];
+    place.input = input;
+    in_shapes_.push_back(shape);
+    shape = setup_at(layer, shape, place, keys[i].where);
+    out_shapes_.push_back(shape);
+    input = layer.output_placement();
+    for (Param* p : layer.params()) {
+      // A replicated param's gradient is Partial where the layer saw only this worker's rows
+      // (summed over workers in buckets); in the model-parallel stage it is complete.
+      p->grad_placement = p->sharded() ? p->placement
+                          : place.input.is_shard(0) ? Placement::partial() : Placement::replicate();
+      p->lr_mult = static_cast<float>(keys[i].lr_mult);
+      p->wd_mult = static_cast<float>(keys[i].wd_mult);
+      p->frozen = keys[i].freeze;
     }
+  }
+  const Placement& logits = placement(size() - 1).input;
+  const int64_t classes = logits.is_feature_shard() ? logits.size : in_shapes_.back().numel();
+  if (classes != spec.classes)
+    throw Error(cat(spec.file, ": the last layer before the loss gives ", classes,
+                    " outputs but the model has classes: ", spec.classes));
 }
 
 std::vector<Param*> Network::params() {

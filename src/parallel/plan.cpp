@@ -10,16 +10,17 @@ Plan make_plan(const std::vector<PlanLayer>& layers, ParallelMode mode) {
   const size_t n = layers.size();
   Plan plan;
   plan.transition = n - 1;
-  plan.model.assign(n, false);
-  plan.keep_shard.assign(n, false);
+  plan.model_parallel.assign(n, false);
+  plan.gather_output.assign(n, true);
   for (size_t i = 0; i + 1 < n; ++i) {
     const PlanLayer& l = layers[i];
-    bool model = mode == ParallelMode::Owt && l.supports_model_parallel && l.parallel != "data";
+    bool model = mode == ParallelMode::Owt && l.supports_model_parallel &&
+                 l.parallel != LayerParallel::Data;
     if (model && plan.transition == n - 1) plan.transition = i;
-    if (!model && i > plan.transition && l.has_params && l.parallel == "data")
+    if (!model && i > plan.transition && l.has_params && l.parallel == LayerParallel::Data)
       throw Error(cat(l.where, ": layer '", l.name, "': parallel: data after the model-parallel layer '",
                       layers[plan.transition].name, "' (data-parallel layers come first)"));
-    plan.model[i] = model;
+    plan.model_parallel[i] = model;
   }
   // The next layer after i that is not shard-preserving (relu, dropout, flatten).
   auto consumer = [&](size_t i) {
@@ -39,9 +40,9 @@ Plan make_plan(const std::vector<PlanLayer>& layers, ParallelMode mode) {
   // column. `split: output|input` in the model file fixes a layer's choice.
   std::vector<bool> in_chain(n, false);
   for (size_t start = 0; start + 1 < n; ++start) {
-    if (!plan.model[start] || in_chain[start]) continue;
+    if (!plan.model_parallel[start] || in_chain[start]) continue;
     std::vector<size_t> chain{start};
-    for (size_t j = consumer(start); j + 1 < n && plan.model[j]; j = consumer(j)) chain.push_back(j);
+    for (size_t j = consumer(start); j + 1 < n && plan.model_parallel[j]; j = consumer(j)) chain.push_back(j);
     for (size_t c : chain) in_chain[c] = true;
     const size_t m = chain.size();
     const bool feeds_loss = layers[consumer(chain.back())].is_loss;
@@ -53,7 +54,8 @@ Plan make_plan(const std::vector<PlanLayer>& layers, ParallelMode mode) {
       double cost = 0;
       for (size_t t = 0; t < m && valid; ++t) {
         const PlanLayer& l = layers[chain[t]];
-        if ((l.split == "input" && !is_row(t)) || (l.split == "output" && is_row(t))) valid = false;
+        if ((l.split == LinearSplit::Input && !is_row(t)) || (l.split == LinearSplit::Output && is_row(t)))
+          valid = false;
         if (is_row(t)) {
           valid = valid && !is_row(t - 1);
           cost += 2.0 * l.out_width;
@@ -71,7 +73,7 @@ Plan make_plan(const std::vector<PlanLayer>& layers, ParallelMode mode) {
     for (size_t t = 0; t < m; ++t) {
       const bool next_row = t + 1 < m && ((best >> (t + 1)) & 1u);
       const bool row = (best >> t) & 1u;
-      plan.keep_shard[chain[t]] = !row && (next_row || (t + 1 == m && feeds_loss));
+      plan.gather_output[chain[t]] = row || !(next_row || (t + 1 == m && feeds_loss));
     }
   }
   return plan;

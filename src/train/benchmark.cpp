@@ -6,12 +6,8 @@
 
 #include "owt/backend/cuda.h"
 #include "owt/core/philox.h"
-#include "owt/nn/init.h"
-#include "owt/nn/param_store.h"
-#include "owt/parallel/hybrid_step.h"
 #include "owt/train/evaluate.h"
-#include "owt/train/optimizer.h"
-#include "owt/train/train_step.h"
+#include "owt/train/model.h"
 
 namespace owt {
 
@@ -19,32 +15,28 @@ BenchResult run_benchmark(const ModelConfig& cfg, const BenchOptions& opt, Backe
                           Communicator& comm) {
   const int K = comm.size();
   const int64_t b = opt.batch > 0 ? opt.batch : cfg.solver.batch, B = b * K;
-  Network net(cfg, comm.rank(), K, opt.mode);
-  ParamStore store(net.params(), backend);
-  for (Param* p : store.params()) initialize_param(*p, cfg.seed, backend);
-  HybridStep stepper(net, store, backend, comm, cfg.parallel);
-  SgdOptimizer sgd(cfg.solver);
+  Model model(cfg, backend, comm, opt.mode);
+  Network& net = model.network();
 
   // A fixed random batch: pixels N(0,1)-ish uniform, labels uniform over the classes.
   RngKey key = rng_key(cfg.seed, Purpose::Test);
-  std::vector<float> x_host(b * cfg.input.numel());
+  std::vector<float> x_host(b * cfg.net.input.numel());
   for (size_t i = 0; i < x_host.size(); ++i)
     x_host[i] = 2.f * philox_uniform(key, 0, static_cast<uint32_t>(i), 0, 0) - 1.f;
   std::vector<int32_t> labels(B);
   for (int64_t i = 0; i < B; ++i)
-    labels[i] = static_cast<int32_t>(philox_uniform(key, 1, static_cast<uint32_t>(i), 0, 0) * cfg.classes);
-  Tensor x = backend.empty(cfg.input.with_batch(b));
+    labels[i] = static_cast<int32_t>(philox_uniform(key, 1, static_cast<uint32_t>(i), 0, 0) * cfg.net.classes);
+  Tensor x = backend.empty(cfg.net.input.with_batch(b));
   Tensor y = backend.empty(Shape{B}, DType::I32);
   backend.from_host(x_host.data(), x.f32(), x_host.size() * sizeof(float));
   backend.from_host(labels.data(), y.i32(), B * sizeof(int32_t));
   BatchRows rows = split_rows(B, comm.rank(), K);
 
-  TrainStep train_step(stepper, store, sgd, backend, cfg, net);
-  auto step = [&](int64_t s) { train_step.run(x, y, labels.data(), rows, s, cfg.solver.lr); };
+  auto step = [&](int64_t s) { model.train_step(x, y, labels.data(), rows, s, cfg.solver.lr); };
   for (int64_t s = 0; s < opt.warmup; ++s) step(s);
   comm.barrier();
   comm.reset_counters();
-  stepper.enable_profiling(opt.profile);
+  model.stepper().enable_profiling(opt.profile);
   const bool on_gpu = backend.device() == Device::CUDA;
   if (on_gpu) cuda_reset_peak_memory(backend);
   auto t0 = std::chrono::steady_clock::now();
@@ -71,8 +63,8 @@ BenchResult run_benchmark(const ModelConfig& cfg, const BenchOptions& opt, Backe
   if (opt.profile)
     for (size_t i = 0; i < net.size(); ++i)
       r.layers.push_back({net.layer(i).name(), net.layer(i).type(),
-                          1e3 * stepper.layer_times().forward[i] / opt.iters,
-                          1e3 * stepper.layer_times().backward[i] / opt.iters});
+                          1e3 * model.stepper().layer_times().forward[i] / opt.iters,
+                          1e3 * model.stepper().layer_times().backward[i] / opt.iters});
   return r;
 }
 

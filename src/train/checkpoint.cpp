@@ -34,10 +34,10 @@ std::vector<float> gather_whole(const Param& p, const Tensor& local, Backend& ba
                                 Communicator& comm) {
   std::vector<float> mine(local.numel());
   backend.to_host(local.f32(), mine.data(), mine.size() * sizeof(float));
-  if (p.layout == Layout::Replicated || comm.size() == 1) return mine;
+  if (!p.sharded() || comm.size() == 1) return mine;
   const int K = comm.size();
-  const int64_t full = p.full_shape[p.axis];
-  const AxisView v = around_axis(p.full_shape, p.axis);
+  const int64_t full = p.full_shape[p.placement.dim];
+  const AxisView v = around_axis(p.full_shape, p.placement.dim);
   std::vector<float> blocks(p.full_shape.numel()), whole(p.full_shape.numel());
   comm.all_gather(mine.data(), blocks.data(), shard_counts(full, K, v.outer * v.inner));
   size_t offset = 0;
@@ -55,15 +55,16 @@ namespace {
 
 // Copies this worker's part of a whole tensor (its shard, or all of it) to `dst`.
 void upload_shard(const Param& p, const std::vector<float>& whole, const Tensor& dst, Backend& backend) {
-  if (p.layout == Layout::Replicated) {
+  if (!p.sharded()) {
     backend.from_host(whole.data(), dst.f32(), dst.numel() * sizeof(float));
     return;
   }
-  const int64_t full = p.full_shape[p.axis], n = p.end - p.begin;
-  const AxisView v = around_axis(p.full_shape, p.axis);
+  const int64_t full = p.full_shape[p.placement.dim], begin = p.placement.begin;
+  const int64_t n = p.placement.end - begin;
+  const AxisView v = around_axis(p.full_shape, p.placement.dim);
   std::vector<float> mine(v.outer * n * v.inner);
   for (int64_t o = 0; o < v.outer; ++o)
-    std::copy_n(whole.data() + (o * full + p.begin) * v.inner, n * v.inner, mine.data() + o * n * v.inner);
+    std::copy_n(whole.data() + (o * full + begin) * v.inner, n * v.inner, mine.data() + o * n * v.inner);
   backend.from_host(mine.data(), dst.f32(), dst.numel() * sizeof(float));
 }
 

@@ -55,14 +55,14 @@ std::unique_ptr<Dataset> select_labels(std::unique_ptr<Dataset> base,
 
 void check_split(const Dataset& data, const ModelConfig& cfg, const Transform& tf,
                  const std::string& split) {
-  if (tf.output_shape() != cfg.input)
+  if (tf.output_shape() != cfg.net.input)
     throw Error(cat(cfg.data.path, ": ", split, " images are ", data.example_shape().str(),
                     tf.output_shape() != data.example_shape()
                         ? cat(" (", tf.output_shape().str(), " after augmentation)") : "",
-                    " but ", cfg.file, " declares input ", cfg.input.str()));
-  if (data.classes() > cfg.classes)
+                    " but ", cfg.file, " declares input ", cfg.net.input.str()));
+  if (data.classes() > cfg.net.classes)
     throw Error(cat(cfg.data.path, ": ", split, " labels go up to ", data.classes() - 1, " but ",
-                    cfg.file, " declares classes: ", cfg.classes));
+                    cfg.file, " declares classes: ", cfg.net.classes));
   if (data.size() == 0) throw Error(cat(cfg.data.path, ": the ", split, " set is empty"));
 }
 

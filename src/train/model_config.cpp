@@ -39,7 +39,7 @@ void parse_data(ConfigMap& root, ModelConfig& m) {
   std::vector<double> mean = data.get_float_list("mean", {}), std = data.get_float_list("std", {});
   for (double s : std)
     if (s <= 0) data.fail("std", "every entry must be positive");
-  size_t c = static_cast<size_t>(m.input[0]);
+  size_t c = static_cast<size_t>(m.net.input[0]);
   if (!mean.empty() && mean.size() != 1 && mean.size() != c)
     data.fail("mean", cat("expected 1 or ", c, " values (one per channel), got ", mean.size()));
   if (!std.empty() && std.size() != 1 && std.size() != c)
@@ -120,18 +120,17 @@ ModelConfig parse_model_config(const std::string& text, const std::string& name)
   if (input.size() != 3) root.fail("input", cat("expected [C, H, W], got ", input.size(), " values"));
   for (int64_t d : input)
     if (d <= 0) root.fail("input", "every dimension must be positive");
-  m.input = Shape(input);
-  m.classes = root.get_int("classes");
-  if (m.classes < 2) root.fail("classes", "must be at least 2");
+  m.net.file = name;
+  m.net.input = Shape(input);
+  m.net.classes = root.get_int("classes");
+  if (m.net.classes < 2) root.fail("classes", "must be at least 2");
   m.seed = static_cast<uint64_t>(root.get_int("seed", 1));
   parse_data(root, m);
-  m.layers = root.get_sequence("layers");
-  if (m.layers.empty()) root.fail("layers", "needs at least one layer");
+  m.net.layers = root.get_sequence("layers");
+  if (m.net.layers.empty()) root.fail("layers", "needs at least one layer");
   if (root.has("parallel")) {
     ConfigMap par = root.get_map("parallel");
-    m.parallel.transition = par.get_choice("transition", {"allgather", "pipelined"}, "allgather");
-    m.parallel.fc_update = par.get_choice("fc_update", {"step", "block"}, "step");
-    par.check_all_used();
+    m.net.parallel = parse_parallel_spec(par);
   }
   parse_solver(root, m.solver);
   m.precision = root.get_choice("precision", {"tf32", "fp32-strict", "bf16"}, "tf32");

@@ -1,5 +1,5 @@
-// The training loop of one worker: checks data against the model, builds network, params and
-// step, then runs epochs of steps with evaluation, metrics, progress and checkpoints.
+// The training loop of one worker: checks data against the model, builds the model, then runs
+// epochs of steps with evaluation, metrics, progress and checkpoints.
 #include "owt/train/trainer.h"
 
 #include <chrono>
@@ -10,15 +10,12 @@
 #include <optional>
 
 #include "owt/data/loader.h"
-#include "owt/nn/init.h"
-#include "owt/nn/param_store.h"
-#include "owt/parallel/hybrid_step.h"
 #include "owt/train/checkpoint.h"
 #include "owt/train/data_split.h"
 #include "owt/train/evaluate.h"
 #include "owt/train/metrics.h"
+#include "owt/train/model.h"
 #include "owt/train/optimizer.h"
-#include "owt/train/train_step.h"
 
 namespace owt {
 namespace {
@@ -92,162 +89,208 @@ void apply_overrides(ModelConfig& cfg, const TrainOptions& opt) {
   if (opt.strict) cfg.data.strict = true;
 }
 
+namespace {
+
+// One worker's training run: the data, the model and the run directory, set up (and checked)
+// before anything is written; then epochs of steps, each closed by an evaluation.
+class Run {
+ public:
+  // In the order a user wants errors: the data against the model, then the model itself, then
+  // the checkpoint to start from.
+  Run(const ModelConfig& cfg, const TrainOptions& opt, Backend& backend, Communicator& comm)
+      : cfg_(cfg), opt_(opt), backend_(backend), comm_(comm), lead_(comm.rank() == 0),
+        b_(cfg.solver.batch), B_(b_ * comm.size()),
+        train_set_(open_split(cfg, "train")), test_set_(open_split(cfg, "test")),
+        train_tf_(cfg.data.train, train_set_->example_shape(), cfg.seed),
+        eval_tf_(cfg.data.eval, test_set_->example_shape(), cfg.seed),
+        progress_(lead_, opt.progress) {
+    check_split(*train_set_, cfg, train_tf_, "train");
+    check_split(*test_set_, cfg, eval_tf_, "test");
+    train_loader_.emplace(*train_set_, train_tf_, loader_spec(true));
+    eval_loader_.emplace(*test_set_, eval_tf_, loader_spec(false));
+    steps_per_epoch_ = train_loader_->batches_per_epoch();
+    if (steps_per_epoch_ == 0)
+      throw Error(cat(cfg.data.path, ": the train set has ", train_set_->size(),
+                      " examples, fewer than one global batch of ", B_, " (", comm.size(), " x ", b_, ")"));
+    class_names_ = train_set_->class_names();
+    model_.emplace(cfg, backend, comm, opt.mode);
+    step_ = restore_state(opt, model_->store(), backend, lead_);
+    total_steps_ = cfg.solver.epochs * steps_per_epoch_;
+    if (opt.max_steps > 0) total_steps_ = std::min(total_steps_, opt.max_steps);
+    schedule_.emplace(cfg.solver, steps_per_epoch_, cfg.solver.epochs * steps_per_epoch_);
+  }
+
+  TrainSummary run() {
+    open_run_directory();
+    const auto start = Clock::now();
+    summary_.steps = step_;
+    for (int64_t epoch = step_ / steps_per_epoch_ + 1;
+         epoch <= cfg_.solver.epochs && step_ < total_steps_; ++epoch)
+      run_epoch(epoch);
+    summary_.seconds = seconds_since(start);
+    summary_.train_images_per_s = train_seconds_ > 0 ? summary_.steps * B_ / train_seconds_ : 0;
+    return summary_;
+  }
+
+ private:
+  LoaderSpec loader_spec(bool train) const {
+    LoaderSpec s{b_, comm_.rank(), comm_.size(), train, train, train, cfg_.seed,
+                 std::max(1, cfg_.data.threads)};
+    s.prefetch = cfg_.data.prefetch;
+    s.strict = cfg_.data.strict;
+    return s;
+  }
+
+  // Everything is checked; only now does rank 0 create the run directory.
+  void open_run_directory() {
+    summary_.run_dir = !opt_.out_dir.empty() ? opt_.out_dir
+                       : !opt_.resume.empty() && std::filesystem::is_directory(opt_.resume) ? opt_.resume
+                       : default_run_dir(cfg_.name);
+    if (!lead_) return;
+    std::filesystem::create_directories(summary_.run_dir + "/checkpoints");
+    std::ofstream(summary_.run_dir + "/config.yaml") << resolved_config_text(cfg_);
+    metrics_.emplace(summary_.run_dir + "/metrics.jsonl");
+  }
+
+  // The steps of one epoch (from the resumed step on), then evaluation, records, checkpoints.
+  void run_epoch(int64_t epoch) {
+    const int64_t first = step_ - (epoch - 1) * steps_per_epoch_;
+    const int64_t end = std::min(steps_per_epoch_, total_steps_ - (epoch - 1) * steps_per_epoch_);
+    progress_.start_epoch(epoch, cfg_.solver.epochs, end - first);
+    EvalCounts seen;
+    double seconds = 0, lr = 0;
+    const double wait0 = train_loader_->wait_seconds();
+    comm_.reset_counters();
+    for (int64_t i = first; i < end; ++i, ++step_) {
+      const auto t0 = Clock::now();
+      lr = schedule_->at(step_);
+      const EvalCounts c = train_batch(epoch, i, lr);
+      seconds += seconds_since(t0);
+      seen += c;
+      if (!std::isfinite(c.loss_sum))
+        throw Error(cat("the loss became ", c.loss_sum, " at step ", step_ + 1,
+                        "; lower the learning rate (solver.lr = ", cfg_.solver.lr, ")"));
+      progress_.update(i + 1 - first, seen.loss_sum / seen.rows,
+                       static_cast<double>(seen.top1) / seen.rows, seen.rows / seconds);
+      if (opt_.save_every > 0 && (step_ + 1) % opt_.save_every == 0)
+        save_step_checkpoint(summary_.run_dir, model_->store(),
+                             CheckpointMeta{cfg_, step_ + 1, epoch, false, class_names_}, backend_,
+                             comm_, opt_.keep_checkpoints);
+    }
+    train_seconds_ += seconds;
+    summary_.steps = step_;
+    MetricsRecord tr = train_record(epoch, seen, seconds, lr, end - first);
+    tr.data_wait_s = train_loader_->wait_seconds() - wait0;  // time load() blocked
+    MetricsRecord ev = eval_record(epoch);
+    ev.images_per_s = tr.images_per_s;
+    if (metrics_) {
+      metrics_->write(tr);
+      metrics_->write(ev);
+    }
+    const bool best = ev.top1 > summary_.best_top1;
+    summary_.best_top1 = std::max(summary_.best_top1, ev.top1);
+    summary_.final_top1 = ev.top1;
+    summary_.final_top5 = ev.top5;
+    summary_.final_loss = ev.loss;
+    save_run_checkpoints(summary_.run_dir, model_->store(),
+                         CheckpointMeta{cfg_, step_, epoch, best, class_names_}, backend_, comm_);
+    progress_.finish_epoch(epoch_summary(epoch, tr, ev, seconds));
+  }
+
+  // Loads global batch `index` of `epoch` (this worker's rows, every row's label) and trains.
+  EvalCounts train_batch(int64_t epoch, int64_t index, double lr) {
+    const Shape& in = cfg_.net.input;
+    x_host_.resize(b_ * in.numel());
+    local_labels_.resize(b_);
+    if (!x_dev_.defined()) {
+      x_dev_ = backend_.empty(in.with_batch(b_));
+      labels_dev_ = backend_.empty(Shape{B_}, DType::I32);
+    }
+    const BatchRows split = split_rows(B_, comm_.rank(), comm_.size());
+    train_loader_->load(epoch, index, x_host_.data(), local_labels_.data());
+    global_labels(*train_loader_, *train_set_, epoch, index, B_, B_, labels_host_);
+    backend_.from_host(x_host_.data(), x_dev_.f32(), x_host_.size() * sizeof(float));
+    backend_.from_host(labels_host_.data(), labels_dev_.i32(), B_ * sizeof(int32_t));
+    return model_->train_step(x_dev_, labels_dev_, labels_host_.data(), split, step_, lr);
+  }
+
+  MetricsRecord train_record(int64_t epoch, const EvalCounts& seen, double seconds, double lr,
+                             int64_t steps) {
+    MetricsRecord r;
+    r.kind = "train";
+    r.epoch = epoch;
+    r.step = step_;
+    r.loss = seen.loss_sum / seen.rows;
+    r.top1 = static_cast<double>(seen.top1) / seen.rows;
+    r.top5 = static_cast<double>(seen.top5) / seen.rows;
+    r.images_per_s = seen.rows / seconds;
+    r.lr = lr;
+    r.skipped = train_loader_->skipped();
+    r.comm_bytes = comm_.total_elements_sent() * sizeof(float);
+    for (int op = 0; op < static_cast<int>(CommOp::Count); ++op)
+      if (comm_.elements_sent(static_cast<CommOp>(op)))
+        r.comm_bytes_by_op[comm_op_name(static_cast<CommOp>(op))] =
+            comm_.elements_sent(static_cast<CommOp>(op)) * sizeof(float);
+    summary_.comm_bytes_per_step.clear();
+    for (const auto& [op, bytes] : r.comm_bytes_by_op)
+      summary_.comm_bytes_per_step[op] = bytes / std::max<int64_t>(1, steps);
+    return r;
+  }
+
+  MetricsRecord eval_record(int64_t epoch) {
+    const EvalCounts total = evaluate_dataset(model_->stepper(), *test_set_, *eval_loader_,
+                                              cfg_.net.input, b_, backend_, comm_);
+    MetricsRecord r;
+    r.kind = "eval";
+    r.epoch = epoch;
+    r.step = summary_.steps;
+    r.loss = total.loss_sum / total.rows;
+    r.top1 = static_cast<double>(total.top1) / total.rows;
+    r.top5 = static_cast<double>(total.top5) / total.rows;
+    r.skipped = eval_loader_->skipped();
+    return r;
+  }
+
+  std::string epoch_summary(int64_t epoch, const MetricsRecord& tr, const MetricsRecord& ev,
+                            double seconds) const {
+    // Top-5 only means something with more than 5 classes.
+    const std::string top5 = cfg_.net.classes > 5 ? cat(" top-5 ", fixed(100 * ev.top5, 2), "%") : "";
+    return cat("epoch ", epoch, "/", cfg_.solver.epochs, "  train loss ", fixed(tr.loss, 4), " acc ",
+               fixed(100 * tr.top1, 2), "%  |  test loss ", fixed(ev.loss, 4), " top-1 ",
+               fixed(100 * ev.top1, 2), "%", top5, "  |  ", fixed(tr.images_per_s, 0), " img/s  ",
+               format_duration(seconds));
+  }
+
+  const ModelConfig& cfg_;
+  const TrainOptions& opt_;
+  Backend& backend_;
+  Communicator& comm_;
+  const bool lead_;
+  const int64_t b_, B_;  // rows per worker, global batch
+  std::unique_ptr<Dataset> train_set_, test_set_;
+  Transform train_tf_, eval_tf_;
+  ProgressLine progress_;
+  std::optional<BatchLoader> train_loader_, eval_loader_;
+  int64_t steps_per_epoch_ = 0;
+  std::optional<Model> model_;
+  std::optional<LrSchedule> schedule_;
+  std::vector<std::string> class_names_;
+  std::optional<MetricsLog> metrics_;
+  int64_t step_ = 0, total_steps_ = 0;
+  double train_seconds_ = 0;
+  TrainSummary summary_;
+  std::vector<float> x_host_;                       // (b, C, H, W)
+  std::vector<int32_t> local_labels_, labels_host_;  // (b), (B)
+  Tensor x_dev_, labels_dev_;
+};
+
+}  // namespace
+
 TrainSummary train(const ModelConfig& cfg_in, const TrainOptions& opt, Backend& backend,
                    Communicator& comm) {
   ModelConfig cfg = cfg_in;
   apply_overrides(cfg, opt);
-  const int rank = comm.rank(), K = comm.size();
-  const bool lead = rank == 0;
-  auto train_set = open_split(cfg, "train");
-  auto test_set = open_split(cfg, "test");
-  Transform train_tf(cfg.data.train, train_set->example_shape(), cfg.seed);
-  Transform eval_tf(cfg.data.eval, test_set->example_shape(), cfg.seed);
-  check_split(*train_set, cfg, train_tf, "train");
-  check_split(*test_set, cfg, eval_tf, "test");
-
-  const int64_t b = cfg.solver.batch, B = b * K;
-  LoaderSpec train_spec{b, rank, K, true, true, true, cfg.seed, std::max(1, cfg.data.threads)};
-  train_spec.prefetch = cfg.data.prefetch;
-  train_spec.strict = cfg.data.strict;
-  LoaderSpec eval_spec = train_spec;
-  eval_spec.shuffle = eval_spec.train = eval_spec.drop_last = false;
-  BatchLoader train_loader(*train_set, train_tf, train_spec);
-  BatchLoader eval_loader(*test_set, eval_tf, eval_spec);
-  const int64_t steps_per_epoch = train_loader.batches_per_epoch();
-  if (steps_per_epoch == 0)
-    throw Error(cat(cfg.data.path, ": the train set has ", train_set->size(),
-                    " examples, fewer than one global batch of ", B, " (", K, " x ", b, ")"));
-
-  const std::vector<std::string> class_names = train_set->class_names();
-  Network net(cfg, rank, K, opt.mode);
-  ParamStore store(net.params(), backend);
-  for (Param* p : store.params()) initialize_param(*p, cfg.seed, backend);
-  const int64_t start_step = restore_state(opt, store, backend, lead);
-  HybridStep stepper(net, store, backend, comm, cfg.parallel);
-  SgdOptimizer sgd(cfg.solver);
-
-  int64_t total_steps = cfg.solver.epochs * steps_per_epoch;
-  if (opt.max_steps > 0) total_steps = std::min(total_steps, opt.max_steps);
-  LrSchedule schedule(cfg.solver, steps_per_epoch, cfg.solver.epochs * steps_per_epoch);
-
-  TrainStep train_step(stepper, store, sgd, backend, cfg, net);
-
-  // Everything is checked; only now does rank 0 create the run directory.
-  TrainSummary summary;
-  summary.run_dir = !opt.out_dir.empty() ? opt.out_dir
-                    : !opt.resume.empty() && std::filesystem::is_directory(opt.resume) ? opt.resume
-                    : default_run_dir(cfg.name);
-  std::optional<MetricsLog> metrics;
-  if (lead) {
-    std::filesystem::create_directories(summary.run_dir + "/checkpoints");
-    std::ofstream(summary.run_dir + "/config.yaml") << resolved_config_text(cfg);
-    metrics.emplace(summary.run_dir + "/metrics.jsonl");
-  }
-  ProgressLine progress(lead, opt.progress);
-
-  const Shape in = cfg.input;
-  std::vector<float> x_host(b * in.numel());
-  std::vector<int32_t> local_labels(b), labels_host;
-  Tensor x_dev = backend.empty(in.with_batch(b));
-  Tensor labels_dev = backend.empty(Shape{B}, DType::I32);
-
-  auto run_eval = [&](int64_t epoch) {
-    EvalCounts total = evaluate_dataset(stepper, *test_set, eval_loader, in, b, backend, comm);
-    MetricsRecord r;
-    r.kind = "eval";
-    r.epoch = epoch;
-    r.step = summary.steps;
-    r.loss = total.loss_sum / total.rows;
-    r.top1 = static_cast<double>(total.top1) / total.rows;
-    r.top5 = static_cast<double>(total.top5) / total.rows;
-    return r;
-  };
-
-  const auto run_start = Clock::now();
-  double train_seconds = 0;
-  int64_t step = start_step;
-  summary.steps = step;
-  for (int64_t epoch = step / steps_per_epoch + 1; epoch <= cfg.solver.epochs && step < total_steps;
-       ++epoch) {
-    const int64_t first = step - (epoch - 1) * steps_per_epoch;
-    const int64_t end = std::min(steps_per_epoch, total_steps - (epoch - 1) * steps_per_epoch);
-    progress.start_epoch(epoch, cfg.solver.epochs, end - first);
-    EvalCounts seen;
-    double epoch_seconds = 0;
-    const double wait0 = train_loader.wait_seconds();
-    comm.reset_counters();
-    double lr = 0;
-    for (int64_t i = first; i < end; ++i, ++step) {
-      auto t0 = Clock::now();
-      BatchRows split = split_rows(B, rank, K);
-      train_loader.load(epoch, i, x_host.data(), local_labels.data());
-      global_labels(train_loader, *train_set, epoch, i, B, B, labels_host);
-      backend.from_host(x_host.data(), x_dev.f32(), x_host.size() * sizeof(float));
-      backend.from_host(labels_host.data(), labels_dev.i32(), B * sizeof(int32_t));
-      lr = schedule.at(step);
-      EvalCounts c = train_step.run(x_dev, labels_dev, labels_host.data(), split, step, lr);
-      epoch_seconds += seconds_since(t0);
-      seen.loss_sum += c.loss_sum;
-      seen.top1 += c.top1;
-      seen.top5 += c.top5;
-      seen.rows += c.rows;
-      if (!std::isfinite(c.loss_sum))
-        throw Error(cat("the loss became ", c.loss_sum, " at step ", step + 1,
-                        "; lower the learning rate (solver.lr = ", cfg.solver.lr, ")"));
-      progress.update(i + 1 - first, seen.loss_sum / seen.rows,
-                      static_cast<double>(seen.top1) / seen.rows, seen.rows / epoch_seconds);
-      if (opt.save_every > 0 && (step + 1) % opt.save_every == 0)
-        save_step_checkpoint(summary.run_dir, store, CheckpointMeta{cfg, step + 1, epoch, false, class_names},
-                             backend, comm, opt.keep_checkpoints);
-    }
-    const int64_t epoch_steps = end - first;
-    train_seconds += epoch_seconds;
-    summary.steps = step;
-    MetricsRecord tr;
-    tr.kind = "train";
-    tr.epoch = epoch;
-    tr.step = step;
-    tr.loss = seen.loss_sum / seen.rows;
-    tr.top1 = static_cast<double>(seen.top1) / seen.rows;
-    tr.top5 = static_cast<double>(seen.top5) / seen.rows;
-    tr.images_per_s = seen.rows / epoch_seconds;
-    tr.lr = lr;
-    tr.data_wait_s = train_loader.wait_seconds() - wait0;  // time load() blocked
-    tr.skipped = train_loader.skipped();
-    tr.comm_bytes = comm.total_elements_sent() * sizeof(float);
-    for (int op = 0; op < static_cast<int>(CommOp::Count); ++op)
-      if (comm.elements_sent(static_cast<CommOp>(op)))
-        tr.comm_bytes_by_op[comm_op_name(static_cast<CommOp>(op))] =
-            comm.elements_sent(static_cast<CommOp>(op)) * sizeof(float);
-    summary.comm_bytes_per_step.clear();
-    for (const auto& [op, bytes] : tr.comm_bytes_by_op)
-      summary.comm_bytes_per_step[op] = bytes / std::max<int64_t>(1, epoch_steps);
-
-    MetricsRecord ev = run_eval(epoch);
-    ev.skipped = eval_loader.skipped();
-    ev.images_per_s = tr.images_per_s;
-    if (metrics) {
-      metrics->write(tr);
-      metrics->write(ev);
-    }
-    bool best = ev.top1 > summary.best_top1;
-    summary.best_top1 = std::max(summary.best_top1, ev.top1);
-    summary.final_top1 = ev.top1;
-    summary.final_top5 = ev.top5;
-    summary.final_loss = ev.loss;
-    CheckpointMeta meta{cfg, step, epoch, best, class_names};
-    save_run_checkpoints(summary.run_dir, store, meta, backend, comm);
-    // Top-5 only means something with more than 5 classes.
-    const std::string top5 = cfg.classes > 5 ? cat(" top-5 ", fixed(100 * ev.top5, 2), "%") : "";
-    progress.finish_epoch(cat("epoch ", epoch, "/", cfg.solver.epochs, "  train loss ",
-                              fixed(tr.loss, 4), " acc ", fixed(100 * tr.top1, 2), "%  |  test loss ",
-                              fixed(ev.loss, 4), " top-1 ", fixed(100 * ev.top1, 2), "%", top5,
-                              "  |  ", fixed(tr.images_per_s, 0), " img/s  ",
-                              format_duration(epoch_seconds)));
-  }
-  summary.seconds = seconds_since(run_start);
-  summary.train_images_per_s = train_seconds > 0 ? summary.steps * B / train_seconds : 0;
-  return summary;
+  return Run(cfg, opt, backend, comm).run();
 }
 
 }  // namespace owt

@@ -10,11 +10,8 @@
 
 #include "gpu_test_util.h"
 #include "owt/core/philox.h"
-#include "owt/nn/init.h"
-#include "owt/nn/param_store.h"
-#include "owt/parallel/hybrid_step.h"
 #include "owt/train/evaluate.h"
-#include "owt/train/optimizer.h"
+#include "owt/train/model.h"
 
 namespace owt::test {
 namespace {
@@ -47,35 +44,29 @@ struct StepResult {
 
 StepResult one_step(Backend& backend, const ModelConfig& cfg, int64_t B) {
   auto comm = make_local_communicator();
-  Network net(cfg, 0, 1, ParallelMode::Owt);
-  ParamStore store(net.params(), backend);
-  for (Param* p : store.params()) initialize_param(*p, cfg.seed, backend);
-  HybridStep stepper(net, store, backend, *comm, cfg.parallel);
-  SgdOptimizer sgd(cfg.solver);
+  Model model(cfg, backend, *comm);
   BatchRows rows = split_rows(B, 0, 1);
-  const int64_t per = cfg.input.numel();
+  const int64_t per = cfg.net.input.numel();
   std::vector<float> xs(B * per);
   for (int64_t i = 0; i < B * per; ++i)
     xs[i] = 2.f * philox_uniform(rng_key(3, Purpose::Test), static_cast<uint32_t>(i), 0, 0, 0) - 1.f;
   std::vector<int32_t> labels(B);
-  for (int64_t r = 0; r < B; ++r) labels[r] = static_cast<int32_t>((r * 7) % cfg.classes);
-  Tensor x = backend.empty(cfg.input.with_batch(B));
+  for (int64_t r = 0; r < B; ++r) labels[r] = static_cast<int32_t>((r * 7) % cfg.net.classes);
+  Tensor x = backend.empty(cfg.net.input.with_batch(B));
   Tensor y = backend.empty(Shape{B}, DType::I32);
   backend.from_host(xs.data(), x.f32(), xs.size() * sizeof(float));
   backend.from_host(labels.data(), y.i32(), B * sizeof(int32_t));
 
   StepResult out;
   auto snapshot = [&](std::vector<std::vector<float>>* dst) {
-    for (Param* p : store.params()) {
+    for (Param* p : model.store().params()) {
       std::vector<float> v(p->value.numel());
       backend.to_host(p->value.f32(), v.data(), v.size() * sizeof(float));
       dst->push_back(std::move(v));
     }
   };
   snapshot(&out.before);
-  EvalCounts c = stepper.train(x, y, labels.data(), rows, 0, cfg.seed, [] {});
-  sgd.step(store.params(), cfg.solver.lr, backend);
-  backend.synchronize();
+  EvalCounts c = model.train_step(x, y, labels.data(), rows, 0, cfg.solver.lr);
   out.loss = c.loss_sum / B;
   snapshot(&out.after);
   return out;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace owt {
@@ -25,6 +26,20 @@ class ConfigMap {
   // One of `choices`; the message lists them.
   std::string get_choice(const std::string& key, const std::vector<std::string>& choices,
                          const std::string& fallback);
+  // An enum value by its name in the file: get_enum("transition", {{"allgather", T::Allgather},
+  // {"pipelined", T::Pipelined}}, T::Allgather); `fallback` when the key is absent (it need
+  // not have a name). Errors list the names, as get_choice.
+  template <typename E>
+  E get_enum(const std::string& key, const std::vector<std::pair<std::string, E>>& names,
+             E fallback) {
+    if (!has(key)) return fallback;
+    std::vector<std::string> choices;
+    for (const auto& [name, value] : names) choices.push_back(name);
+    const std::string got = get_choice(key, choices, choices.front());
+    for (const auto& [name, value] : names)
+      if (name == got) return value;
+    return fallback;
+  }
   bool get_bool(const std::string& key, bool fallback);
   std::vector<int64_t> get_int_list(const std::string& key);
   std::vector<double> get_float_list(const std::string& key, const std::vector<double>& fallback);

@@ -3,7 +3,7 @@
 #pragma once
 #include <cstdint>
 
-#include "owt/backend/host_device.h"
+#include "owt/core/host_device.h"
 
 namespace owt {
 

@@ -9,12 +9,9 @@
 #include "owt/backend/backend.h"
 #include "owt/comm/communicator.h"
 #include "owt/nn/param.h"
+#include "owt/nn/placement.h"
 
 namespace owt {
-
-// Where a layer runs in the hybrid scheme: Data = replicated weights, local rows;
-// Model = weights sharded across the workers, all rows of the global batch.
-enum class Parallel { Data, Model };
 
 // Everything a layer may use while running one pass.
 struct RunContext {
@@ -29,17 +26,17 @@ struct RunContext {
 
 class LossLayer;
 
-// How the plan places a layer across the K workers.
+// How the plan places one layer across the K workers (docs/ARCHITECTURE.md, "Placement").
 struct LayerPlacement {
-  Parallel parallel = Parallel::Data;
   int rank = 0, workers = 1;
-  // Model-parallel layers that shard their output: all-gather it to every worker (true), or
-  // leave it as a feature shard for the next layers (false: the logits fed to the loss).
+  // The plan shards this layer's params over the workers (a model-parallel linear).
+  bool model_parallel = false;
+  // How its input arrives: this worker's rows in the data-parallel stage; every row
+  // (Replicate) or a feature shard (Shard(1)) in the model-parallel stage.
+  Placement input = Placement::rows();
+  // Megatron's gather_output: a column-parallel linear all-gathers its output columns (true)
+  // or leaves them a feature shard for a row-parallel linear or the sharded loss (false).
   bool gather_output = true;
-  // When the input is itself a feature shard: its global column offset and the full width.
-  // A model-parallel linear with a sharded input runs row-parallel ("split, then add").
-  bool input_sharded = false;
-  int64_t in_col0 = 0, in_cols_total = 0;
 };
 
 class Layer {
@@ -49,21 +46,29 @@ class Layer {
   const std::string& name() const { return name_; }
   virtual std::string type() const = 0;
 
-  // Fixes shapes and declares params (metadata only; the network binds their memory).
-  // `in` is one example's local input shape, e.g. (C, H, W) or (F). Returns the local output.
-  virtual Shape setup(const Shape& in, const LayerPlacement& place) = 0;
+  // Fixes shapes and declares params (metadata only; the network binds their memory) for the
+  // placement `place`. `in` is one example's local input shape, e.g. (C, H, W) or (F).
+  // Returns the local output shape.
+  Shape setup(const Shape& in, const LayerPlacement& place) {
+    place_ = place;
+    return configure(in);
+  }
+  const LayerPlacement& placement() const { return place_; }
+  // Where the output lives, and where backward's dx lives (Partial: each worker holds a
+  // partial sum that the step reduces). Both default to the input's placement, which is right
+  // for every layer that maps rows to rows without touching other workers.
+  virtual Placement output_placement() const { return place_.input; }
+  virtual Placement input_grad_placement() const { return place_.input; }
+
   // Whether the layer keeps a feature shard a feature shard (elementwise layers: relu, dropout).
   virtual bool preserves_feature_shard() const { return false; }
   // Whether the layer can run model-parallel (shard its params over workers).
   virtual bool supports_model_parallel() const { return false; }
-  // When the output is a feature shard (not gathered): its first global column and full width.
-  virtual bool output_shard(int64_t* col0, int64_t* cols_total) const { return false; }
 
   // y (rows, out...) = f(x (rows, in...)). y is allocated by the caller.
   virtual void forward(RunContext& ctx, const Tensor& x, Tensor& y) = 0;
-  // dx = df/dx^T dy; param grads accumulate (+=). dx is null for the first layer.
-  // For a model-parallel layer whose input is not sharded, dx may be a partial sum
-  // (see input_grad_is_partial) that the caller reduces across workers.
+  // dx = df/dx^T dy, placed as input_grad_placement(); param grads accumulate (+=). dx is null
+  // for the first layer.
   virtual void backward(RunContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
                         Tensor* dx) = 0;
 
@@ -71,16 +76,19 @@ class Layer {
   // Multiply-adds x 2 of one example's forward pass on this worker (0 for cheap layers);
   // backward costs about twice as much. Used by `owt bench` and `owt plan`.
   virtual double forward_flops() const { return 0; }
-  // True when backward's dx is this worker's partial sum (column-parallel linear).
-  virtual bool input_grad_is_partial() const { return false; }
   // Forward may write y over x (elementwise layers); saves activation memory.
   virtual bool can_run_in_place() const { return false; }
   // Backward reads this layer's output y (so the next layer must not overwrite it in place).
   virtual bool backward_needs_output() const { return false; }
   virtual LossLayer* as_loss() { return nullptr; }
 
+ protected:
+  // setup()'s work for one layer type; placement() is already set.
+  virtual Shape configure(const Shape& in) = 0;
+
  private:
   std::string name_;
+  LayerPlacement place_;
 };
 
 // The loss closes the network: consumes logits (rows, classes or a class shard) and labels.

@@ -1,14 +1,13 @@
-// Param: one learnable tensor of a layer and how it is laid out across workers. Generic code
-// (init, gradient sync, optimizer, checkpoints) iterates over params and never asks layer types.
+// Param: one learnable tensor of a layer and its placement across workers. Generic code (init,
+// gradient sync, optimizer, checkpoints) iterates over params and never asks layer types.
 #pragma once
 #include <cstdint>
 #include <string>
 
 #include "owt/core/tensor.h"
+#include "owt/nn/placement.h"
 
 namespace owt {
-
-enum class Layout { Replicated, Sharded };
 
 // How a parameter is initialised; draws are keyed by (seed, name, full-tensor element index),
 // so a shard initialises exactly like the same rows of the unsharded tensor.
@@ -21,28 +20,28 @@ struct InitSpec {
 struct Param {
   std::string name;       // "<layer>.weight", "<layer>.bias"
   Shape full_shape;       // the unsharded tensor, PyTorch layout
-  Layout layout = Layout::Replicated;
-  int axis = 0;           // sharded axis (only for Layout::Sharded)
-  int64_t begin = 0;      // this worker's slice [begin, end) along `axis`
-  int64_t end = 0;
+  // The value: Replicate, or Shard(axis) holding [begin, end) of full_shape[axis].
+  Placement placement;
+  // The gradient after backward: Partial when the layer saw only this worker's rows (a
+  // replicated param of the data-parallel stage: summed over workers in buckets), otherwise
+  // like the value (complete where it lives). Set by the network from the layer's input.
+  Placement grad_placement;
   InitSpec init;
   float lr_mult = 1.f;
   float wd_mult = 1.f;
   bool frozen = false;
-  // Replicated params are summed over workers after backward, unless each worker already
-  // computed the whole gradient (layers that see the whole global batch on every worker).
-  bool grad_needs_sum = true;
-  Tensor value;           // local shape: full_shape with `axis` cut to [begin, end)
+  Tensor value;           // local shape: full_shape with the sharded axis cut to [begin, end)
   Tensor grad;            // same shape as value; accumulated by backward, zeroed each step
   Tensor state;           // optimizer state (SGD momentum), same shape as value
 
+  bool sharded() const { return placement.kind == Placement::Kind::Shard; }
   // Its gradient is summed over workers (replicated, computed on this worker's rows only).
-  bool summed_over_workers() const { return layout == Layout::Replicated && grad_needs_sum; }
+  bool summed_over_workers() const { return grad_placement.is_partial(); }
 
   Shape local_shape() const {
-    if (layout == Layout::Replicated) return full_shape;
+    if (!sharded()) return full_shape;
     std::vector<int64_t> d = full_shape.dims();
-    d[axis] = end - begin;
+    d[placement.dim] = placement.end - placement.begin;
     return Shape(d);
   }
 };

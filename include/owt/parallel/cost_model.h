@@ -1,4 +1,4 @@
-// The communication cost model behind `owt plan` (DESIGN §4): elements each worker sends per
+// The communication cost model behind `owt plan` (docs/ARCHITECTURE.md): elements each worker sends per
 // step under pure data parallelism, pure model parallelism and owt's hybrid plan, and the step
 // time and speedup they predict. The Communicator's counters use the same conventions.
 #pragma once
@@ -6,8 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "owt/parallel/network.h"
-#include "owt/train/model_config.h"
+#include "owt/parallel/network_spec.h"
 
 namespace owt {
 
@@ -43,7 +42,7 @@ struct LayerCost {
 struct PlanReport {
   int workers = 1;
   int64_t batch = 0;                  // per worker
-  std::string transition;
+  Transition transition = Transition::Allgather;
   std::vector<LayerCost> layers;      // including "transition" and the loss rows
   double data_parallel_total = 0, hybrid_total = 0;
   double train_flops_per_worker = 0;  // forward + backward (3x forward) per step
@@ -53,8 +52,8 @@ struct PlanReport {
   double speedup = 0, speedup_dp = 0;
 };
 
-// The hybrid plan of `cfg` at K workers, batch b per worker (0: solver.batch).
-PlanReport plan_costs(const ModelConfig& cfg, int workers, int64_t batch, double bandwidth,
+// The hybrid plan of `spec` at K workers, batch b per worker.
+PlanReport plan_costs(const NetworkSpec& spec, int workers, int64_t batch, double bandwidth,
                       double flops);
 
 }  // namespace owt

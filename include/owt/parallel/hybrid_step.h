@@ -1,15 +1,15 @@
-// HybridStep: one forward/backward pass of the OWT scheme (DESIGN §1): the data-parallel stage on
-// this worker's rows, the transition (allgather or pipelined), the model-parallel stage on the
-// global batch, the sharded loss, and gradient sync of the replicated params in buckets.
+// HybridStep: one forward/backward pass of the OWT scheme (docs/ARCHITECTURE.md, "The step"):
+// the data-parallel stage on this worker's rows, the transition (allgather or pipelined), the
+// model-parallel stage on the global batch, the sharded loss, and gradient sums in buckets.
 #pragma once
 #include <functional>
 #include <vector>
 
-#include "owt/parallel/network.h"
 #include "owt/nn/param_store.h"
 #include "owt/nn/scratch.h"
 #include "owt/parallel/grad_buckets.h"
-#include "owt/train/model_config.h"
+#include "owt/parallel/network.h"
+#include "owt/parallel/network_spec.h"
 
 namespace owt {
 
@@ -26,6 +26,13 @@ struct BatchRows {
 struct EvalCounts {
   double loss_sum = 0;
   int64_t top1 = 0, top5 = 0, rows = 0;
+  EvalCounts& operator+=(const EvalCounts& o) {
+    loss_sum += o.loss_sum;
+    top1 += o.top1;
+    top5 += o.top5;
+    rows += o.rows;
+    return *this;
+  }
 };
 
 // Seconds spent in each layer's forward and backward, accumulated while profiling is on.
@@ -36,13 +43,17 @@ struct LayerTimes {
 class HybridStep {
  public:
   HybridStep(Network& net, ParamStore& store, Backend& backend, Communicator& comm,
-             ParallelConfig config, size_t bucket_bytes = 25u << 20);
+             ParallelSpec spec, size_t bucket_bytes = 25u << 20);
+
+  // Whether the model-parallel stage's params update after every pipelined block (fc_update:
+  // block, with a model-parallel stage), instead of once after the step. Decided here once.
+  bool updates_per_block() const { return block_updates_; }
 
   // Zeroes the gradients, then runs forward and backward over the global batch; leaves the
   // gradients of the mean loss over all rows summed over workers. x: this worker's rows
-  // (b, C, H, W); labels: the whole global batch (B) on the device. With fc_update: block,
-  // `update_model_stage` runs after each pipelined block (it steps and zeroes the FC-stage params).
-  // labels_host: the same labels on the host, for the training accuracy.
+  // (b, C, H, W); labels: the whole global batch (B) on the device, labels_host the same on
+  // the host (for the accuracy). When updates_per_block(), `update_model_stage` runs after each
+  // block (it steps and zeroes the model-parallel stage's params).
   // Returns loss sum and top-1/top-5 hits over the global batch (identical on every worker).
   EvalCounts train(const Tensor& x, const Tensor& labels, const int32_t* labels_host,
                    const BatchRows& rows, int64_t step, uint64_t seed,
@@ -66,38 +77,58 @@ class HybridStep {
                    const BatchRows& rows);
 
  private:
+  // Labels of some rows, on the device (for the loss) and on the host (for the hits).
+  struct Labels {
+    Tensor device;
+    const int32_t* host;
+    Labels rows(int64_t row0, int64_t n) const { return {device.rows(row0, n), host + row0}; }
+  };
+  // What the model-parallel stage leaves: its loss and hits, and the gradient w.r.t. its input
+  // (placed as the transition layer's input gradient: Partial or Replicate).
+  struct StageResult {
+    EvalCounts counts;
+    Tensor input_grad;
+  };
+  using Update = std::function<void()>;
+
+  // The step's parts, in the paper's order.
+  EvalCounts train_data_parallel(RunContext& ctx, const Tensor& x, const Labels& labels,
+                                 const BatchRows& rows);
+  Tensor data_parallel_forward(RunContext& ctx, const Tensor& x, int64_t rows);
+  Tensor allgather_scheme(RunContext& ctx, const Tensor& a_local, const Labels& labels,
+                          const BatchRows& rows, EvalCounts* counts, const Update& update);
+  Tensor pipelined_scheme(RunContext& ctx, const Tensor& a_local, const Labels& labels,
+                          const BatchRows& rows, EvalCounts* counts, const Update& update);
+  Tensor transition(const Tensor& a_local, const BatchRows& rows);
+  StageResult model_parallel_stage(RunContext& ctx, const Tensor& a, const Labels& labels,
+                                   int64_t rows);
+  Tensor transition_backward(const Tensor& da, const BatchRows& rows);
+  void data_parallel_backward(RunContext& ctx, const Tensor& da_local, int64_t rows);
+
+  // Layers [begin, end) forward on `rows` rows; returns the last output.
   Tensor run_forward(RunContext& ctx, size_t begin, size_t end, const Tensor& input, int64_t rows);
   // Backward through layers [begin, end) given dy of layer end-1's output; returns dx of
-  // layer begin's input (undefined when begin == 0). Reports finished params to buckets.
+  // layer begin's input (undefined unless want_dx). Reports finished params to the buckets.
   Tensor run_backward(RunContext& ctx, size_t begin, size_t end, const Tensor& dy, int64_t rows,
                       bool want_dx);
   Tensor output_of(size_t i, int64_t rows);
-  // The transition of scheme (a): every worker's rows of the stage boundary, all B of them.
-  Tensor gather_rows(const Tensor& a_local, const BatchRows& rows);
-  // Layer i's input (the stage inputs, or layer i-1's output) and output, `rows` rows.
-  Tensor input_of(size_t i, int64_t rows);
-  // The model-parallel stage forward and backward on one block of global rows; adds the
-  // block's loss and hits to `counts` and leaves the (partial) gradient w.r.t. the transition
-  // input in last_block_grad_.
-  void mp_block(RunContext& ctx, const Tensor& a, const Tensor& labels, const int32_t* labels_host,
-                int64_t rows, EvalCounts* counts);
-  // Data-parallel logits: loss and hits of this worker's rows (rows = the global batch).
-  EvalCounts count_local(RunContext& ctx, const Tensor& logits, const Tensor& labels,
-                         const int32_t* labels_host);
+  // Loss and hits of logits whose rows are this worker's own (data parallelism), summed.
+  EvalCounts count_local(RunContext& ctx, const Tensor& logits, const Labels& labels);
   void sum_over_workers(EvalCounts* counts);
+  RunContext context(bool training, uint64_t seed, int64_t step, const BatchRows& rows);
 
   Network& net_;
   ParamStore& store_;
   Backend& backend_;
   Communicator& comm_;
-  ParallelConfig config_;
+  ParallelSpec spec_;
+  bool block_updates_;
   GradBuckets buckets_;
   std::vector<bool> in_place_;          // layer i writes its output over its input
+  std::vector<Tensor> inputs_;          // layer i's input in the current pass
   std::vector<Scratch> outputs_;        // layer i's output (rows, out...)
   Scratch grad_[2];                     // ping-pong gradient buffers
   Scratch gathered_, block_[2], da_local_, da_staging_, dlogits_;
-  Tensor dp_input_, mp_input_;          // the tensors fed to each stage this pass
-  Tensor last_block_grad_;              // mp_block's gradient w.r.t. the transition input
   bool profiling_ = false;
   LayerTimes times_;
 };

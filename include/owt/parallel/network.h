@@ -1,25 +1,27 @@
 // Network: the model file's layers built through the registry and placed by the hybrid plan
-// (parallel/plan.h: data-parallel prefix, model-parallel suffix, loss last), with shapes fixed
-// and params declared.
+// (parallel/plan.h: data-parallel prefix, model-parallel suffix, loss last), with shapes fixed,
+// params declared and every tensor's placement known (docs/ARCHITECTURE.md, "Placement").
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "owt/nn/layer.h"
+#include "owt/parallel/network_spec.h"
 #include "owt/parallel/plan.h"
-#include "owt/train/model_config.h"
 
 namespace owt {
 
 class Network {
  public:
-  Network(const ModelConfig& cfg, int rank, int workers, ParallelMode mode);
+  Network(const NetworkSpec& spec, int rank, int workers, ParallelMode mode);
 
   size_t size() const { return layers_.size(); }  // including the loss
   Layer& layer(size_t i) { return *layers_[i]; }
+  const Layer& layer(size_t i) const { return *layers_[i]; }
   LossLayer& loss() { return *layers_.back()->as_loss(); }
-  const LayerPlacement& placement(size_t i) const { return placements_[i]; }
+  // How the plan placed layer i: its input's placement, whether it shards its params.
+  const LayerPlacement& placement(size_t i) const { return layers_[i]->placement(); }
   const Shape& input_shape(size_t i) const { return in_shapes_[i]; }    // one example, local
   const Shape& output_shape(size_t i) const { return out_shapes_[i]; }  // one example, local
   // Index of the first model-parallel layer: layers before it see this worker's rows, layers
@@ -32,8 +34,20 @@ class Network {
   std::vector<Param*> params();
 
  private:
+  // Per-layer model-file keys that are not the layer type's own.
+  struct LayerKeys {
+    std::string where;  // "file:line" of the `parallel` key (or the layer), for errors
+    LayerParallel parallel = LayerParallel::Default;
+    LinearSplit split = LinearSplit::Auto;
+    double lr_mult = 1, wd_mult = 1;
+    bool freeze = false;
+  };
+  std::vector<LayerKeys> build_layers(const NetworkSpec& spec);
+  // What the plan needs of each layer, from a one-worker shape pass.
+  std::vector<PlanLayer> describe_for_plan(const NetworkSpec& spec, const std::vector<LayerKeys>& keys);
+  void place_layers(const NetworkSpec& spec, const Plan& plan, const std::vector<LayerKeys>& keys);
+
   std::vector<std::unique_ptr<Layer>> layers_;
-  std::vector<LayerPlacement> placements_;
   std::vector<Shape> in_shapes_, out_shapes_;
   size_t transition_ = 0;
   int rank_, workers_;

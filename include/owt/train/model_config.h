@@ -1,14 +1,13 @@
-// ModelConfig: a model file (DESIGN §7) parsed and checked — architecture, data, augmentation,
-// parallel scheme and solver. Layers stay YAML until the network builds them with the registry.
+// ModelConfig: a model file (docs/MODEL_FILES.md) parsed and checked — the network (layers,
+// input, classes, parallel scheme: parallel/'s NetworkSpec), data, augmentation and solver.
 #pragma once
-#include <yaml-cpp/yaml.h>
-
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "owt/core/shape.h"
 #include "owt/data/transform.h"
+#include "owt/parallel/network_spec.h"
 
 namespace owt {
 
@@ -39,20 +38,12 @@ struct SolverConfig {
   ScheduleConfig schedule;
 };
 
-struct ParallelConfig {
-  std::string transition = "allgather";  // allgather | pipelined
-  std::string fc_update = "step";        // step | block
-};
-
 struct ModelConfig {
   std::string file;  // path it was read from ("" for a string)
   std::string text;  // the file's text, saved in run directories and checkpoints
   std::string name;
-  Shape input;       // (C, H, W)
-  int64_t classes = 0;
+  NetworkSpec net;   // layers, input (C, H, W), classes, parallel scheme
   DataConfig data;
-  std::vector<YAML::Node> layers;
-  ParallelConfig parallel;
   SolverConfig solver;
   // GPU arithmetic: "tf32" (fp32 storage, TF32 tensor-core maths, PyTorch's default for
   // convolutions), "fp32-strict" (no TF32), "bf16" (bf16 compute, fp32 master weights and

@@ -7,7 +7,7 @@
 
 #include "owt/backend/backend.h"
 #include "owt/comm/communicator.h"
-#include "owt/parallel/network.h"
+#include "owt/parallel/plan.h"
 #include "owt/train/model_config.h"
 
 namespace owt {

@@ -17,15 +17,21 @@
 namespace owt {
 
 struct CudaConv::Plan {
+  // One op's algorithm, once found: its math type and workspace size.
+  template <typename Algo>
+  struct Choice {
+    bool found = false;
+    Algo algo{};
+    cudnnMathType_t math{};
+    size_t ws = 0;
+  };
+
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;  // compute dtype
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
-  bool have_fwd = false, have_data = false, have_filter = false;
-  cudnnConvolutionFwdAlgo_t fwd{};
-  cudnnConvolutionBwdDataAlgo_t data{};
-  cudnnConvolutionBwdFilterAlgo_t filter{};
-  cudnnMathType_t fwd_math{}, data_math{}, filter_math{};
-  size_t fwd_ws = 0, data_ws = 0, filter_ws = 0;
+  Choice<cudnnConvolutionFwdAlgo_t> fwd;
+  Choice<cudnnConvolutionBwdDataAlgo_t> data;
+  Choice<cudnnConvolutionBwdFilterAlgo_t> filter;
 
   ~Plan() {  // never throws
     if (x) cudnnDestroyTensorDescriptor(x);
@@ -150,40 +156,124 @@ static cudnnMathType_t search_math(Precision p) {
   return CUDNN_DEFAULT_MATH;
 }
 
-void CudaConv::forward(const ConvGeom& g, const float* x, const float* w, const float* bias,
-                       float* y) {
-  if (y_count(g) == 0) return;
+// What differs between the ops. Operands in scratch-slot order: inputs a (slot 0), b (slot 1),
+// output out (slot 2); find() and launch() hand them to cuDNN in its own order. An op that
+// accumulates adds into out (beta = 1) in fp32, so its search must not write into out.
+struct CudaConv::Forward {  // y = conv(x, w): a = x, b = w, out = y
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
+  static constexpr const char* kName = "forward";
+  static constexpr int kAlgoCount = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+  static constexpr bool kAccumulates = false;
+  static int64_t a_count(const ConvGeom& g) { return x_count(g); }
+  static int64_t b_count(const ConvGeom& g) { return w_count(g); }
+  static int64_t out_count(const ConvGeom& g) { return y_count(g); }
+  static Plan::Choice<cudnnConvolutionFwdAlgo_t>& choice(Plan& p) { return p.fwd; }
+  static void find(cudnnHandle_t cudnn, const Plan& p, const void* xs, const void* ws, void* ys,
+                   int* count, Perf* results, void* find_ws, size_t find_bytes) {
+    OWT_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(cudnn, p.x, xs, p.w, ws, p.conv, p.y,
+                                                           ys, kAlgoCount, count, results,
+                                                           find_ws, find_bytes));
+  }
+  static void launch(cudnnHandle_t cudnn, const Plan& p, const void* xs, const void* ws,
+                     void* work, const float* beta, void* ys) {
+    const float one = 1.f;
+    OWT_CUDNN_CHECK(cudnnConvolutionForward(cudnn, &one, p.x, xs, p.w, ws, p.conv, p.fwd.algo,
+                                            work, p.fwd.ws, beta, p.y, ys));
+  }
+};
+
+struct CudaConv::BackwardData {  // dx = conv_data(dy, w): a = dy, b = w, out = dx
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
+  static constexpr const char* kName = "backward-data";
+  static constexpr int kAlgoCount = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+  static constexpr bool kAccumulates = false;
+  static int64_t a_count(const ConvGeom& g) { return y_count(g); }
+  static int64_t b_count(const ConvGeom& g) { return w_count(g); }
+  static int64_t out_count(const ConvGeom& g) { return x_count(g); }
+  static Plan::Choice<cudnnConvolutionBwdDataAlgo_t>& choice(Plan& p) { return p.data; }
+  static void find(cudnnHandle_t cudnn, const Plan& p, const void* dys, const void* ws, void* dxs,
+                   int* count, Perf* results, void* find_ws, size_t find_bytes) {
+    OWT_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(cudnn, p.w, ws, p.y, dys, p.conv,
+                                                                p.x, dxs, kAlgoCount, count,
+                                                                results, find_ws, find_bytes));
+  }
+  static void launch(cudnnHandle_t cudnn, const Plan& p, const void* dys, const void* ws,
+                     void* work, const float* beta, void* dxs) {
+    const float one = 1.f;
+    OWT_CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn, &one, p.w, ws, p.y, dys, p.conv,
+                                                 p.data.algo, work, p.data.ws, beta, p.x,
+                                                 dxs));
+  }
+};
+
+struct CudaConv::BackwardFilter {  // dw += conv_filter(x, dy): a = x, b = dy, out = dw
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+  static constexpr const char* kName = "backward-filter";
+  static constexpr int kAlgoCount = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
+  static constexpr bool kAccumulates = true;
+  static int64_t a_count(const ConvGeom& g) { return x_count(g); }
+  static int64_t b_count(const ConvGeom& g) { return y_count(g); }
+  static int64_t out_count(const ConvGeom& g) { return w_count(g); }
+  static Plan::Choice<cudnnConvolutionBwdFilterAlgo_t>& choice(Plan& p) { return p.filter; }
+  static void find(cudnnHandle_t cudnn, const Plan& p, const void* xs, const void* dys, void* dws,
+                   int* count, Perf* results, void* find_ws, size_t find_bytes) {
+    OWT_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnn, p.x, xs, p.y, dys, p.conv,
+                                                                  p.w, dws, kAlgoCount, count,
+                                                                  results, find_ws, find_bytes));
+  }
+  static void launch(cudnnHandle_t cudnn, const Plan& p, const void* xs, const void* dys,
+                     void* work, const float* beta, void* dws) {
+    const float one = 1.f;
+    OWT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn, &one, p.x, xs, p.y, dys, p.conv,
+                                                   p.filter.algo, work, p.filter.ws, beta,
+                                                   p.w, dws));
+  }
+};
+
+template <typename Op>
+void* CudaConv::run(const ConvGeom& g, const float* a, const float* b, float* out) {
   const Precision prec = backend_.precision();
   const bool bf16 = prec == Precision::Bf16;
   const cudaStream_t stream = backend_.stream();
   Plan& p = plan(g);
-  const void *xs = x, *ws = w;
-  void* ys = y;
+  const void *as = a, *bs = b;
+  void* outs = out;
   if (bf16) {
-    void* xb = scratch(0, x_count(g) * 2);
-    void* wb = scratch(1, w_count(g) * 2);
-    launch_f32_to_bf16(x, xb, x_count(g), stream);
-    launch_f32_to_bf16(w, wb, w_count(g), stream);
-    xs = xb, ws = wb, ys = scratch(2, y_count(g) * 2);
+    void* ab = scratch(0, Op::a_count(g) * 2);
+    void* bb = scratch(1, Op::b_count(g) * 2);
+    launch_f32_to_bf16(a, ab, Op::a_count(g), stream);
+    launch_f32_to_bf16(b, bb, Op::b_count(g), stream);
+    as = ab, bs = bb, outs = scratch(2, Op::out_count(g) * 2);
   }
-  if (!p.have_fwd) {
+  auto& choice = Op::choice(p);
+  if (!choice.found) {
     OWT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math(prec)));
     FindWorkspace fw(find_limit());
-    cudnnConvolutionFwdAlgoPerf_t results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    // An accumulating op's search writes into scratch, never into out (bf16: out's copy).
+    void* probe = Op::kAccumulates && !bf16 ? scratch(2, Op::out_count(g) * 4) : outs;
+    typename Op::Perf results[Op::kAlgoCount];
     int count = 0;
-    OWT_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
-        backend_.cudnn(), p.x, xs, p.w, ws, p.conv, p.y, ys, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-        &count, results, fw.ptr, fw.bytes));
-    const auto* best = pick(results, count, prec, "forward", g);
-    p.fwd = best->algo, p.fwd_ws = best->memory;
-    p.fwd_math = prec == Precision::Fp32Strict ? CUDNN_FMA_MATH : best->mathType;
-    p.have_fwd = true;
+    Op::find(backend_.cudnn(), p, as, bs, probe, &count, results, fw.ptr, fw.bytes);
+    const auto* best = pick(results, count, prec, Op::kName, g);
+    choice.algo = best->algo, choice.ws = best->memory;
+    choice.math = prec == Precision::Fp32Strict ? CUDNN_FMA_MATH : best->mathType;
+    choice.found = true;
   }
-  OWT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd_math));
+  OWT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, choice.math));
+  // fp32: an accumulating op adds into out (beta = 1). bf16: every op overwrites out's copy
+  // (beta = 0), which the caller converts or adds into out.
   const float one = 1.f, zero = 0.f;
-  OWT_CUDNN_CHECK(cudnnConvolutionForward(backend_.cudnn(), &one, p.x, xs, p.w, ws, p.conv, p.fwd,
-                                          workspace(p.fwd_ws), p.fwd_ws, &zero, p.y, ys));
-  if (bf16)
+  Op::launch(backend_.cudnn(), p, as, bs, workspace(choice.ws),
+             Op::kAccumulates && !bf16 ? &one : &zero, outs);
+  return outs;
+}
+
+void CudaConv::forward(const ConvGeom& g, const float* x, const float* w, const float* bias,
+                       float* y) {
+  if (y_count(g) == 0) return;
+  void* ys = run<Forward>(g, x, w, y);
+  const cudaStream_t stream = backend_.stream();
+  if (backend_.precision() == Precision::Bf16)
     launch_bf16_to_f32_bias(ys, bias, y, g.n, g.k, plane(g), stream);
   else if (bias)
     launch_add_channel_bias(y, bias, g.n, g.k, plane(g), stream);
@@ -191,78 +281,18 @@ void CudaConv::forward(const ConvGeom& g, const float* x, const float* w, const 
 
 void CudaConv::backward_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
   if (x_count(g) == 0) return;
-  const Precision prec = backend_.precision();
-  const bool bf16 = prec == Precision::Bf16;
-  const cudaStream_t stream = backend_.stream();
-  Plan& p = plan(g);
-  const void *dys = dy, *ws = w;
-  void* dxs = dx;
-  if (bf16) {
-    void* dyb = scratch(0, y_count(g) * 2);
-    void* wb = scratch(1, w_count(g) * 2);
-    launch_f32_to_bf16(dy, dyb, y_count(g), stream);
-    launch_f32_to_bf16(w, wb, w_count(g), stream);
-    dys = dyb, ws = wb, dxs = scratch(2, x_count(g) * 2);
-  }
-  if (!p.have_data) {
-    OWT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math(prec)));
-    FindWorkspace fw(find_limit());
-    cudnnConvolutionBwdDataAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    int count = 0;
-    OWT_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
-        backend_.cudnn(), p.w, ws, p.y, dys, p.conv, p.x, dxs,
-        CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, results, fw.ptr, fw.bytes));
-    const auto* best = pick(results, count, prec, "backward-data", g);
-    p.data = best->algo, p.data_ws = best->memory;
-    p.data_math = prec == Precision::Fp32Strict ? CUDNN_FMA_MATH : best->mathType;
-    p.have_data = true;
-  }
-  OWT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.data_math));
-  const float one = 1.f, zero = 0.f;
-  OWT_CUDNN_CHECK(cudnnConvolutionBackwardData(backend_.cudnn(), &one, p.w, ws, p.y, dys, p.conv,
-                                               p.data, workspace(p.data_ws), p.data_ws, &zero,
-                                               p.x, dxs));
-  if (bf16) launch_bf16_to_f32_bias(dxs, nullptr, dx, g.n, g.c, int64_t{g.h} * g.w, stream);
+  void* dxs = run<BackwardData>(g, dy, w, dx);
+  if (backend_.precision() == Precision::Bf16)
+    launch_bf16_to_f32_bias(dxs, nullptr, dx, g.n, g.c, int64_t{g.h} * g.w, backend_.stream());
 }
 
 void CudaConv::backward_filter(const ConvGeom& g, const float* x, const float* dy, float* dw,
                                float* db) {
   if (y_count(g) == 0) return;
-  const Precision prec = backend_.precision();
-  const bool bf16 = prec == Precision::Bf16;
+  void* dws = run<BackwardFilter>(g, x, dy, dw);
   const cudaStream_t stream = backend_.stream();
-  Plan& p = plan(g);
-  const void *xs = x, *dys = dy;
-  void* dws = dw;
-  if (bf16) {
-    void* xb = scratch(0, x_count(g) * 2);
-    void* dyb = scratch(1, y_count(g) * 2);
-    launch_f32_to_bf16(x, xb, x_count(g), stream);
-    launch_f32_to_bf16(dy, dyb, y_count(g), stream);
-    xs = xb, dys = dyb, dws = scratch(2, w_count(g) * 2);
-  }
-  if (!p.have_filter) {
-    OWT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math(prec)));
-    FindWorkspace fw(find_limit());
-    // dw accumulates, so the search writes into scratch, never into dw.
-    void* probe = bf16 ? dws : scratch(2, w_count(g) * 4);
-    cudnnConvolutionBwdFilterAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    int count = 0;
-    OWT_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
-        backend_.cudnn(), p.x, xs, p.y, dys, p.conv, p.w, probe,
-        CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, results, fw.ptr, fw.bytes));
-    const auto* best = pick(results, count, prec, "backward-filter", g);
-    p.filter = best->algo, p.filter_ws = best->memory;
-    p.filter_math = prec == Precision::Fp32Strict ? CUDNN_FMA_MATH : best->mathType;
-    p.have_filter = true;
-  }
-  OWT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.filter_math));
-  const float one = 1.f, zero = 0.f;
-  // fp32: dw += directly (beta = 1); bf16: dw_b = ..., then dw += float(dw_b).
-  OWT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(backend_.cudnn(), &one, p.x, xs, p.y, dys, p.conv,
-                                                 p.filter, workspace(p.filter_ws), p.filter_ws,
-                                                 bf16 ? &zero : &one, p.w, dws));
-  if (bf16) launch_bf16_accumulate(dws, dw, w_count(g), stream);
+  // fp32: run() added into dw; bf16: dw += float(its copy).
+  if (backend_.precision() == Precision::Bf16) launch_bf16_accumulate(dws, dw, w_count(g), stream);
   if (db) launch_channel_sums(dy, db, g.n, g.k, plane(g), stream);
 }
 

@@ -26,8 +26,16 @@ class CudaConv {
 
  private:
   struct Plan;
+  // The operands and cuDNN calls of each op, for run() (cuda_conv.cpp).
+  struct Forward;
+  struct BackwardData;
+  struct BackwardFilter;
   using Key = std::array<int, 13>;
   Plan& plan(const ConvGeom& g);
+  // Op from inputs a, b to out: bf16 copies when the precision asks, the algorithm found once
+  // per plan, the launch. Returns where the result is (out, or its bf16 scratch copy).
+  template <typename Op>
+  void* run(const ConvGeom& g, const float* a, const float* b, float* out);
   void* workspace(size_t bytes);             // grow-only, stream-ordered reuse
   void* scratch(int slot, size_t bytes);     // grow-only bf16 copies, three slots
   size_t find_limit() const;                 // workspace offered to cudnnFind*

@@ -108,14 +108,14 @@ TEST(NaiveReference, DataParallelLinearWithManyWorkersDoesNotCommunicate) {
   // A replicated (data-parallel) linear on worker 1 of 2 computes all its outputs locally:
   // the same y as with one worker, and no collective.
   LayerPlacement place;
-  place.parallel = Parallel::Data;
+  place.model_parallel = false;
   place.rank = 1;
   place.workers = 2;
   LayerFixture one("{name: fc, type: linear, outputs: 6}", Shape{5}, 3);
   LayerFixture two("{name: fc, type: linear, outputs: 6}", Shape{5}, 3, place);
   EXPECT_EQ(two.out_shape, (Shape{6}));
-  EXPECT_EQ(two.layer->params()[0]->layout, Layout::Replicated);
-  EXPECT_FALSE(two.layer->input_grad_is_partial());
+  EXPECT_FALSE(two.layer->params()[0]->sharded());
+  EXPECT_FALSE(two.layer->input_grad_placement().is_partial());
   TestRng rng(17);
   rng.fill(one.x.f32(), one.x.numel());
   std::copy(one.x.f32(), one.x.f32() + one.x.numel(), two.x.f32());
@@ -410,9 +410,9 @@ TEST(NaiveReference, DropoutGlobalColumnsOfAFeatureShard) {
   for (int col0 : {0, 10, 20}) {
     const int m = 10;
     LayerPlacement place;
-    place.input_sharded = true;
-    place.in_col0 = col0;
-    place.in_cols_total = cols;
+    place.input = Placement::shard(1);
+    place.input.begin = col0;
+    place.input.size = cols;
     std::vector<float> part(rows * m), want(rows * m);
     for (int r = 0; r < rows; ++r)
       for (int c = 0; c < m; ++c) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gradient_check.h"
+#include "placement_helpers.h"
 #include "support/expect_error.h"
 
 namespace owt::test {
@@ -43,14 +44,15 @@ TEST(Registry, EveryRegisteredTypeBuildsAndSetsUp) {
     auto it = minimal_layers().find(kv.first);
     ASSERT_NE(it, minimal_layers().end())
         << "layer type '" << kv.first << "' is registered but registry_test.cpp has no minimal "
-        << "mapping for it: add one (and a gradient check and a naive reference)";
+        << "mapping for it: add one (and an entry in gradient_checks() of "
+        << "gradient_check_test.cpp, and a naive reference)";
     const MinimalLayer& m = it->second;
     auto layer = layer_from_yaml(m.yaml);
     ASSERT_NE(layer, nullptr);
     EXPECT_EQ(layer->type(), kv.first);
     EXPECT_EQ(layer->name(), "l");
     EXPECT_EQ(layer->as_loss() != nullptr, kv.first == "softmax_cross_entropy");
-    EXPECT_EQ(layer->setup(m.input, LayerPlacement{}), m.output);
+    EXPECT_EQ(layer->setup(m.input, layer_placement(TestPlacement::Data)), m.output);
     ASSERT_EQ(layer->params().size(), m.params);
     for (Param* p : layer->params()) EXPECT_EQ(p->name.rfind("l.", 0), 0u) << p->name;
     EXPECT_EQ(layer->supports_model_parallel(), kv.first == "linear");
@@ -71,14 +73,14 @@ TEST(Registry, EveryTypeRejectsAnUnknownKey) {
 
 TEST(Registry, ParamsHavePyTorchLayoutNames) {
   auto conv = layer_from_yaml("{name: conv1, type: conv, filters: 4, size_h: 3, size_w: 5}");
-  conv->setup(Shape{2, 8, 8}, LayerPlacement{});
+  conv->setup(Shape{2, 8, 8}, layer_placement(TestPlacement::Data));
   ASSERT_EQ(conv->params().size(), 2u);
   EXPECT_EQ(conv->params()[0]->name, "conv1.weight");
   EXPECT_EQ(conv->params()[0]->full_shape, (Shape{4, 2, 3, 5}));
   EXPECT_EQ(conv->params()[1]->name, "conv1.bias");
   EXPECT_EQ(conv->params()[1]->full_shape, (Shape{4}));
   auto fc = layer_from_yaml("{name: fc, type: linear, outputs: 3}");
-  fc->setup(Shape{2, 2, 2}, LayerPlacement{});
+  fc->setup(Shape{2, 2, 2}, layer_placement(TestPlacement::Data));
   EXPECT_EQ(fc->params()[0]->full_shape, (Shape{3, 8}));
 }
 
@@ -135,10 +137,10 @@ TEST(Registry, SetupRejectsShapesItCannotTake) {
   expect_error([] { layer_from_yaml("{name: n1, type: lrn}")->setup(Shape{10}, {}); }, {"n1"});
   expect_error([] { layer_from_yaml("{name: s, type: softmax_cross_entropy}")->setup(Shape{2, 3, 3}, {}); },
                {"s", "linear"});
-  LayerPlacement model;
-  model.parallel = Parallel::Model;
-  model.workers = 4;
-  expect_error([&] { layer_from_yaml("{name: fc, type: linear, outputs: 3}")->setup(Shape{8}, model); },
+  expect_error([&] {
+    layer_from_yaml("{name: fc, type: linear, outputs: 3}")
+        ->setup(Shape{8}, layer_placement(TestPlacement::Model, 4));
+  },
                {"fc", "3 outputs", "4 workers"});
 }
 

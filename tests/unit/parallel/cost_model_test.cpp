@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "owt/parallel/cost_model.h"
+#include "owt/train/model_config.h"
 
 namespace owt::test {
 namespace {
@@ -28,10 +29,10 @@ TEST(CostModel, RingConventionsAndOneWorker) {
 
 TEST(CostModel, FmnistPlanMovesLessThanDataParallel) {
   ModelConfig cfg = load_model_config(OWT_SOURCE_DIR "/models/fmnist.yaml");
-  PlanReport one = plan_costs(cfg, 1, 128, 1e10, 1e12);
+  PlanReport one = plan_costs(cfg.net, 1, 128, 1e10, 1e12);
   EXPECT_EQ(one.hybrid_total, 0);
   EXPECT_EQ(one.data_parallel_total, 0);
-  PlanReport two = plan_costs(cfg, 2, 64, 1e10, 1e12);
+  PlanReport two = plan_costs(cfg.net, 2, 64, 1e10, 1e12);
   // Conv gradients (832 + 51264) all-reduced, the pipelined transition (64 rows x 3136, each
   // way, over 2 blocks), fc2 row-parallel (128 x 10 all-reduced): as `owt train` measured.
   EXPECT_DOUBLE_EQ(two.hybrid_total, 454784);

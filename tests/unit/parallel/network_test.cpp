@@ -39,7 +39,7 @@ const std::vector<std::string> kLayers = {
 
 Network build(const std::vector<std::string>& layers, int rank = 0, int workers = 1,
               ParallelMode mode = ParallelMode::Owt, int classes = 10) {
-  return Network(parse_model_config(model_text(layers, classes), "test.yaml"), rank, workers, mode);
+  return Network(parse_model_config(model_text(layers, classes), "test.yaml").net, rank, workers, mode);
 }
 
 size_t index_of(Network& net, const std::string& name) {
@@ -52,9 +52,9 @@ size_t index_of(Network& net, const std::string& name) {
 TEST(Network, DefaultPlanConvDataLinearModel) {
   Network net = build(kLayers);
   ASSERT_EQ(net.size(), kLayers.size());
-  EXPECT_EQ(net.placement(index_of(net, "conv1")).parallel, Parallel::Data);
-  EXPECT_EQ(net.placement(index_of(net, "fc1")).parallel, Parallel::Model);
-  EXPECT_EQ(net.placement(index_of(net, "fc2")).parallel, Parallel::Model);
+  EXPECT_FALSE(net.placement(index_of(net, "conv1")).model_parallel);
+  EXPECT_TRUE(net.placement(index_of(net, "fc1")).model_parallel);
+  EXPECT_TRUE(net.placement(index_of(net, "fc2")).model_parallel);
   EXPECT_EQ(net.transition(), index_of(net, "fc1"));
   EXPECT_TRUE(net.has_model_parallel_stage());
   EXPECT_EQ(&net.loss(), net.layer(net.size() - 1).as_loss());
@@ -65,13 +65,15 @@ TEST(Network, DefaultPlanConvDataLinearModel) {
   EXPECT_TRUE(net.placement(index_of(net, "fc1")).gather_output);
   EXPECT_FALSE(net.placement(index_of(net, "fc2")).gather_output);
   int64_t col0 = -1, total = -1;
-  EXPECT_FALSE(net.layer(index_of(net, "fc1")).output_shard(&col0, &total));
-  ASSERT_TRUE(net.layer(index_of(net, "fc2")).output_shard(&col0, &total));
+  EXPECT_FALSE(net.layer(index_of(net, "fc1")).output_placement().is_feature_shard());
+  ASSERT_TRUE(net.layer(index_of(net, "fc2")).output_placement().is_feature_shard());
+  col0 = net.layer(index_of(net, "fc2")).output_placement().begin;
+  total = net.layer(index_of(net, "fc2")).output_placement().size;
   EXPECT_EQ(col0, 0);
   EXPECT_EQ(total, 10);
   const LayerPlacement& lp = net.placement(net.size() - 1);
-  EXPECT_TRUE(lp.input_sharded);
-  EXPECT_EQ(lp.in_cols_total, 10);
+  EXPECT_TRUE(lp.input.is_feature_shard());
+  EXPECT_EQ(lp.input.size, 10);
   // Params in layer order.
   std::vector<std::string> names;
   for (Param* p : net.params()) names.push_back(p->name);
@@ -89,27 +91,27 @@ TEST(Network, AutoSplitPicksRowParallelWhenItMovesLess) {
     const size_t fc1 = index_of(net, "fc1"), fc2 = index_of(net, "fc2");
     EXPECT_FALSE(net.placement(fc1).gather_output);
     EXPECT_EQ(net.output_shape(fc1), (Shape{8}));
-    EXPECT_TRUE(net.placement(fc2).input_sharded);
-    EXPECT_EQ(net.placement(fc2).in_col0, 8 * rank);
+    EXPECT_TRUE(net.placement(fc2).input.is_feature_shard());
+    EXPECT_EQ(net.placement(fc2).input.begin, 8 * rank);
     EXPECT_EQ(net.output_shape(fc2), (Shape{10}));  // whole: partial sums all-reduced
-    EXPECT_FALSE(net.layer(fc2).input_grad_is_partial());
+    EXPECT_FALSE(net.layer(fc2).input_grad_placement().is_partial());
     auto params = net.layer(fc2).params();
-    EXPECT_EQ(params[0]->layout, Layout::Sharded);
-    EXPECT_EQ(params[0]->axis, 1);
+    EXPECT_TRUE(params[0]->sharded());
+    EXPECT_EQ(params[0]->placement.dim, 1);
     EXPECT_EQ(params[0]->local_shape(), (Shape{10, 8}));
-    EXPECT_EQ(params[1]->layout, Layout::Replicated);
+    EXPECT_FALSE(params[1]->sharded());
     EXPECT_FALSE(params[1]->summed_over_workers()) << "every worker sees the whole batch";
-    EXPECT_FALSE(net.placement(net.size() - 1).input_sharded);
+    EXPECT_FALSE(net.placement(net.size() - 1).input.is_feature_shard());
     for (Param* p : net.layer(0).params()) EXPECT_TRUE(p->summed_over_workers());
   }
   // A wide second layer stays column-parallel: 2 * 4096 outputs > 3 * 16 inputs.
   layers[6] = "{name: fc2, type: linear, outputs: 4096}";
   Network wide = build(layers, 0, 2, ParallelMode::Owt, 4096);
   EXPECT_TRUE(wide.placement(index_of(wide, "fc1")).gather_output);
-  EXPECT_FALSE(wide.placement(index_of(wide, "fc2")).input_sharded);
+  EXPECT_FALSE(wide.placement(index_of(wide, "fc2")).input.is_feature_shard());
   // The model file can force either split.
   layers[6] = "{name: fc2, type: linear, outputs: 10, split: input}";
-  EXPECT_TRUE(build(layers, 0, 2).placement(6).input_sharded);
+  EXPECT_TRUE(build(layers, 0, 2).placement(6).input.is_feature_shard());
   layers[3] = "{name: fc1, type: conv, filters: 2, size: 3, split: input}";
   expect_error([&] { build(layers); }, {"test.yaml:9", "split"});
 }
@@ -118,9 +120,9 @@ TEST(Network, TransitionIsTheFirstModelParallelLinear) {
   std::vector<std::string> layers = kLayers;
   layers[3] = "{name: fc1, type: linear, outputs: 16, parallel: data}";
   Network net = build(layers);
-  EXPECT_EQ(net.placement(3).parallel, Parallel::Data);
+  EXPECT_FALSE(net.placement(3).model_parallel);
   EXPECT_EQ(net.transition(), 6u);
-  EXPECT_EQ(net.placement(6).parallel, Parallel::Model);
+  EXPECT_TRUE(net.placement(6).model_parallel);
 }
 
 TEST(Network, DataOnlyModeHasNoModelParallelStage) {
@@ -128,15 +130,14 @@ TEST(Network, DataOnlyModeHasNoModelParallelStage) {
     Network net = build(kLayers, 0, workers, ParallelMode::DataOnly);
     EXPECT_FALSE(net.has_model_parallel_stage());
     EXPECT_EQ(net.transition(), net.size() - 1);
-    for (size_t i = 0; i + 1 < net.size(); ++i) EXPECT_EQ(net.placement(i).parallel, Parallel::Data);
+    for (size_t i = 0; i + 1 < net.size(); ++i) EXPECT_FALSE(net.placement(i).model_parallel);
     EXPECT_EQ(net.output_shape(6), (Shape{10}));
     for (Param* p : net.params()) {
-      EXPECT_EQ(p->layout, Layout::Replicated) << p->name;
+      EXPECT_FALSE(p->sharded()) << p->name;
       EXPECT_EQ(p->local_shape(), p->full_shape) << p->name;
     }
-    int64_t col0, total;
-    EXPECT_FALSE(net.layer(6).output_shard(&col0, &total));
-    EXPECT_FALSE(net.placement(net.size() - 1).input_sharded);
+    EXPECT_FALSE(net.layer(6).output_placement().is_feature_shard());
+    EXPECT_FALSE(net.placement(net.size() - 1).input.is_feature_shard());
   }
 }
 
@@ -174,28 +175,30 @@ TEST(Network, ShardsSplitTheClasses) {
       EXPECT_EQ(net.workers(), workers);
       const auto [begin, end] = kv.second[rank];
       int64_t col0 = -1, total = -1;
-      ASSERT_TRUE(net.layer(6).output_shard(&col0, &total));
+      ASSERT_TRUE(net.layer(6).output_placement().is_feature_shard());
+      col0 = net.layer(6).output_placement().begin;
+      total = net.layer(6).output_placement().size;
       EXPECT_EQ(col0, begin);
       EXPECT_EQ(total, 10);
       EXPECT_EQ(net.output_shape(6), (Shape{end - begin}));
       auto params = net.layer(6).params();
-      EXPECT_EQ(params[0]->layout, Layout::Sharded);
-      EXPECT_EQ(params[0]->begin, begin);
-      EXPECT_EQ(params[0]->end, end);
+      EXPECT_TRUE(params[0]->sharded());
+      EXPECT_EQ(params[0]->placement.begin, begin);
+      EXPECT_EQ(params[0]->placement.end, end);
       EXPECT_EQ(params[0]->local_shape(), (Shape{end - begin, 16}));
       EXPECT_EQ(params[1]->local_shape(), (Shape{end - begin}));
       // The loss sees this worker's class shard.
       const LayerPlacement& lp = net.placement(net.size() - 1);
-      EXPECT_TRUE(lp.input_sharded);
-      EXPECT_EQ(lp.in_col0, begin);
-      EXPECT_EQ(lp.in_cols_total, 10);
+      EXPECT_TRUE(lp.input.is_feature_shard());
+      EXPECT_EQ(lp.input.begin, begin);
+      EXPECT_EQ(lp.input.size, 10);
       EXPECT_EQ(net.input_shape(net.size() - 1), (Shape{end - begin}));
       // fc1 is sharded too but gathers its 16 outputs for fc2.
       EXPECT_EQ(net.output_shape(3), (Shape{16}));
-      EXPECT_EQ(net.layer(3).params()[0]->begin, static_cast<int64_t>(shard_begin(16, rank, workers)));
-      EXPECT_EQ(net.layer(3).input_grad_is_partial(), true);
+      EXPECT_EQ(net.layer(3).params()[0]->placement.begin, static_cast<int64_t>(shard_begin(16, rank, workers)));
+      EXPECT_EQ(net.layer(3).input_grad_placement().is_partial(), true);
       // conv stays replicated.
-      EXPECT_EQ(net.layer(0).params()[0]->layout, Layout::Replicated);
+      EXPECT_FALSE(net.layer(0).params()[0]->sharded());
     }
   }
 }
@@ -206,11 +209,11 @@ TEST(Network, ShardPassesThroughElementwiseLayersToTheLoss) {
   layers.insert(layers.end() - 1, "{name: drop2, type: dropout, rate: 0.2}");
   Network net = build(layers, 1, 2);
   EXPECT_FALSE(net.placement(6).gather_output);
-  EXPECT_TRUE(net.placement(7).input_sharded);
-  EXPECT_EQ(net.placement(7).in_col0, 5);
+  EXPECT_TRUE(net.placement(7).input.is_feature_shard());
+  EXPECT_EQ(net.placement(7).input.begin, 5);
   EXPECT_EQ(net.output_shape(7), (Shape{5}));
-  EXPECT_TRUE(net.placement(8).input_sharded);
-  EXPECT_EQ(net.placement(8).in_col0, 5);
+  EXPECT_TRUE(net.placement(8).input.is_feature_shard());
+  EXPECT_EQ(net.placement(8).input.begin, 5);
 }
 
 TEST(Network, ModelParallelConvIsAnError) {
@@ -319,15 +322,15 @@ TEST(Network, ShardedInitEqualsTheRowsOfTheUnshardedInit) {
       for (Param* p : net.params()) {
         const std::vector<float>& f = full.at(p->name);
         const std::vector<float>& m = mine.at(p->name);
-        if (p->layout == Layout::Replicated) {
+        if (!p->sharded()) {
           EXPECT_EQ(0, std::memcmp(f.data(), m.data(), f.size() * sizeof(float))) << p->name;
           continue;
         }
-        ASSERT_EQ(p->axis, 0);
+        ASSERT_EQ(p->placement.dim, 0);
         const int64_t row = p->full_shape.numel() / p->full_shape[0];
-        ASSERT_EQ(static_cast<int64_t>(m.size()), (p->end - p->begin) * row);
-        EXPECT_EQ(0, std::memcmp(f.data() + p->begin * row, m.data(), m.size() * sizeof(float)))
-            << p->name << " rows [" << p->begin << ", " << p->end << ")";
+        ASSERT_EQ(static_cast<int64_t>(m.size()), (p->placement.end - p->placement.begin) * row);
+        EXPECT_EQ(0, std::memcmp(f.data() + p->placement.begin * row, m.data(), m.size() * sizeof(float)))
+            << p->name << " rows [" << p->placement.begin << ", " << p->placement.end << ")";
       }
     }
   }

@@ -5,9 +5,8 @@
 #include <cmath>
 
 #include "owt/data/loader.h"
-#include "owt/nn/init.h"
-#include "owt/nn/param_store.h"
 #include "owt/train/evaluate.h"
+#include "owt/train/model.h"
 #include "support/cli_runner.h"
 #include "support/idx_writer.h"
 #include "support/temp_dir.h"
@@ -36,11 +35,9 @@ TEST(EvaluateViews, ScoresTheMeanLogitsOfTheViews) {
   }
   auto backend = make_cpu_backend();
   auto comm = make_local_communicator();
-  Network net(cfg, 0, 1, ParallelMode::Owt);
-  ParamStore store(net.params(), *backend);
-  for (Param* p : store.params()) initialize_param(*p, 5, *backend);
-  HybridStep stepper(net, store, *backend, *comm, cfg.parallel);
-  EvalCounts got = evaluate_views(stepper, *data, views, cfg.input, 8, *backend, *comm);
+  Model model(cfg, *backend, *comm);
+  HybridStep& stepper = model.stepper();
+  EvalCounts got = evaluate_views(stepper, *data, views, cfg.net.input, 8, *backend, *comm);
 
   // By hand: every example's 10 views, logits averaged, softmax cross-entropy in double.
   double loss = 0;

@@ -65,20 +65,20 @@ TEST(ModelConfig, ParsesAValidFile) {
   EXPECT_EQ(m.file, "test.yaml");
   EXPECT_EQ(m.text, join(kBase));
   EXPECT_EQ(m.name, "tiny");
-  EXPECT_EQ(m.input, (Shape{3, 12, 12}));
-  EXPECT_EQ(m.classes, 10);
+  EXPECT_EQ(m.net.input, (Shape{3, 12, 12}));
+  EXPECT_EQ(m.net.classes, 10);
   EXPECT_EQ(m.seed, 1u);
   EXPECT_EQ(m.data.path, "/nonexistent");
   EXPECT_EQ(m.data.train.mean, (std::vector<float>{0.5f, 0.4f, 0.3f}));
   EXPECT_EQ(m.data.eval.std, (std::vector<float>{0.25f}));
-  ASSERT_EQ(m.layers.size(), 2u);
+  ASSERT_EQ(m.net.layers.size(), 2u);
   EXPECT_DOUBLE_EQ(m.solver.lr, 0.1);
   EXPECT_DOUBLE_EQ(m.solver.momentum, 0.9);
   EXPECT_EQ(m.solver.batch, 8);
   EXPECT_EQ(m.solver.epochs, 2);
   EXPECT_EQ(m.solver.schedule.type, "cosine");
   EXPECT_DOUBLE_EQ(m.solver.schedule.warmup_epochs, 1.0);
-  EXPECT_EQ(m.parallel.transition, "allgather");
+  EXPECT_EQ(m.net.parallel.transition, Transition::Allgather);
 }
 
 TEST(ModelConfig, UnknownTopLevelKey) {
@@ -170,8 +170,8 @@ TEST(ModelConfig, ParallelAndAugmentSections) {
       with_line(5, "  path: /x\n  augment: {crop: 10, pad: 2, flip: true}") +
           "parallel: {transition: pipelined, fc_update: block}\nseed: 77\n",
       "test.yaml");
-  EXPECT_EQ(m.parallel.transition, "pipelined");
-  EXPECT_EQ(m.parallel.fc_update, "block");
+  EXPECT_EQ(m.net.parallel.transition, Transition::Pipelined);
+  EXPECT_EQ(m.net.parallel.fc_update, FcUpdate::Block);
   EXPECT_EQ(m.seed, 77u);
   EXPECT_EQ(m.data.train.crop, 10);
   EXPECT_EQ(m.data.train.pad, 2);
@@ -187,13 +187,13 @@ TEST(ModelConfig, ParallelAndAugmentSections) {
 TEST(ModelConfig, FmnistLoadsAndBuilds) {
   ModelConfig m = load_model_config(OWT_SOURCE_DIR "/models/fmnist.yaml");
   EXPECT_EQ(m.name, "fmnist");
-  EXPECT_EQ(m.input, (Shape{1, 28, 28}));
-  EXPECT_EQ(m.classes, 10);
+  EXPECT_EQ(m.net.input, (Shape{1, 28, 28}));
+  EXPECT_EQ(m.net.classes, 10);
   EXPECT_EQ(m.solver.schedule.type, "cosine");
-  EXPECT_EQ(m.parallel.transition, "pipelined");
+  EXPECT_EQ(m.net.parallel.transition, Transition::Pipelined);
   for (int workers : {1, 2, 4}) {
     for (int rank = 0; rank < workers; ++rank) {
-      Network net(m, rank, workers, ParallelMode::Owt);
+      Network net(m.net, rank, workers, ParallelMode::Owt);
       ASSERT_EQ(net.size(), 11u);
       EXPECT_EQ(net.layer(net.transition()).name(), "fc1");
       EXPECT_TRUE(net.has_model_parallel_stage());
@@ -201,10 +201,10 @@ TEST(ModelConfig, FmnistLoadsAndBuilds) {
       // fc2 (1024 -> 10) runs row-parallel, so fc1 keeps its output a feature shard.
       const int64_t shard = static_cast<int64_t>(shard_end(1024, rank, workers) - shard_begin(1024, rank, workers));
       EXPECT_EQ(net.output_shape(net.transition()), (Shape{shard}));
-      EXPECT_TRUE(net.placement(net.size() - 2).input_sharded);
+      EXPECT_TRUE(net.placement(net.size() - 2).input.is_feature_shard());
     }
   }
-  Network dp(m, 0, 2, ParallelMode::DataOnly);
+  Network dp(m.net, 0, 2, ParallelMode::DataOnly);
   EXPECT_FALSE(dp.has_model_parallel_stage());
 }
 
