@@ -7,8 +7,8 @@
 #include <numeric>
 
 #include "loader_job.h"
-#include "owt/comm/communicator.h"
 #include "owt/core/error.h"
+#include "owt/core/shard.h"
 
 namespace owt {
 

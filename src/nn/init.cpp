@@ -1,11 +1,11 @@
-// Keyed parameter initialisation (DESIGN §5): value of full-tensor element e of param P is a
+// Keyed parameter initialisation (docs/ARCHITECTURE.md, "Randomness"): value of full-tensor element e of param P is a
 // function of (seed, hash(P.name), e) only, whatever the worker count.
 #include "owt/nn/init.h"
 
 #include <cmath>
 
-#include "owt/comm/communicator.h"
 #include "owt/core/philox.h"
+#include "owt/core/shard.h"
 
 namespace owt {
 

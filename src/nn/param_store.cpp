@@ -1,4 +1,5 @@
-// ParamStore: lays params out in two contiguous groups (replicated, sharded) and binds views.
+// ParamStore: lays params out in two contiguous groups (summed over workers; the model-parallel
+// stage's) and binds each param's value, gradient and state as views into them.
 #include "owt/nn/param_store.h"
 
 #include <algorithm>

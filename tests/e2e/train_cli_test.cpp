@@ -1,5 +1,5 @@
 // End to end through the CLI: `owt train` on a generated IDX set learns (loss falls, accuracy
-// rises), leaves the run directory of DESIGN §7, and `owt eval` reproduces its final numbers.
+// rises), leaves the run directory the README describes, and `owt eval` reproduces its final numbers.
 #include <gtest/gtest.h>
 
 #include <filesystem>

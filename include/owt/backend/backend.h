@@ -1,4 +1,4 @@
-// Backend: the abstract device ops every layer calls (DESIGN §2). One implementation per
+// Backend: the abstract device ops every layer calls (docs/ARCHITECTURE.md, "Layering"). One implementation per
 // device (cpu, cuda); the device is an argument, never a global. Row-major everywhere.
 #pragma once
 #include <cstddef>

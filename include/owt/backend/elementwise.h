@@ -1,5 +1,5 @@
 // Elementwise maths shared by both backends, written once as OWT_HOST_DEVICE functions:
-// the CPU backend runs them in OpenMP loops, the CUDA backend in kernels (DESIGN §2).
+// the CPU backend runs them in OpenMP loops, the CUDA backend in kernels (docs/ARCHITECTURE.md, "Layering").
 #pragma once
 #include <cstdint>
 

@@ -1,4 +1,4 @@
-// Communicator: the collectives owt uses (DESIGN §2), sum-reduction on float32, each with an
+// Communicator: the collectives owt uses (docs/ARCHITECTURE.md), sum-reduction on float32, each with an
 // async form. K = 1 is a real implementation that moves nothing. Counts elements per op kind.
 #pragma once
 #include <array>
@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "owt/core/shard.h"
 
 namespace owt {
 
@@ -57,7 +59,7 @@ class Communicator {
   void broadcast(float* buf, size_t n, int root) { broadcast_async(buf, n, root)->wait(); }
   void reduce(float* buf, size_t n, int root) { reduce_async(buf, n, root)->wait(); }
 
-  // Elements this rank sent, per op kind, by the cost model's convention (DESIGN §4).
+  // Elements this rank sent, per op kind, by the cost model's convention (docs/ARCHITECTURE.md, "Communication and costs").
   uint64_t elements_sent(CommOp op) const { return sent_[static_cast<int>(op)]; }
   uint64_t total_elements_sent() const;
   void reset_counters() { sent_.fill(0); }
@@ -71,14 +73,5 @@ class Communicator {
 
 // The single-worker communicator: every collective is the identity (or a copy).
 std::unique_ptr<Communicator> make_local_communicator();
-
-// Shard [begin, end) of `n` items for `rank` of `size` (sizes differ by at most one).
-inline size_t shard_begin(size_t n, int rank, int size) { return n * rank / size; }
-inline size_t shard_end(size_t n, int rank, int size) { return n * (rank + 1) / size; }
-inline std::vector<size_t> shard_counts(size_t n, int size, size_t unit = 1) {
-  std::vector<size_t> c(size);
-  for (int r = 0; r < size; ++r) c[r] = (shard_end(n, r, size) - shard_begin(n, r, size)) * unit;
-  return c;
-}
 
 }  // namespace owt

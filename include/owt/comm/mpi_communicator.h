@@ -39,10 +39,10 @@ class MpiSession {
 // with computation is partial until wait(). Every MPI call is checked (owt::Error naming the
 // call, file, line and MPI's error string). Counts above INT_MAX elements are an error.
 //
-// Counting (elements_sent; the convention of the cost model, src/parallel/cost_model.cpp,
-// DESIGN §4). Per call, exactly, on this rank r of K, counted when the op is issued: the
-// elements this rank's link carries under the bandwidth-optimal (ring) algorithm, i.e.
-// what it receives for gather-like ops and what it sends for reduce-like ops:
+// Counting (elements_sent; the convention of the cost model, src/parallel/cost_model.cpp, and
+// docs/ARCHITECTURE.md, "Communication and costs"). Per call, exactly, on this rank r of K,
+// counted when the op is issued: the elements this rank's link carries under the
+// bandwidth-optimal (ring) algorithm, i.e. what it receives for gather-like ops and what it sends for reduce-like ops:
 //   all_gather(counts)       total - counts[r]       (the other ranks' blocks, received)
 //   reduce_scatter(counts)   total - counts[r]       (partial blocks for the others, sent)
 //   all_reduce(n)            2 * (n - shard_counts(n, K)[r])  (= reduce_scatter + all_gather)

@@ -1,4 +1,4 @@
-// ParamStore: one contiguous device buffer per layout group for values, gradients and optimizer
+// ParamStore: one contiguous device buffer per group for values, gradients and optimizer
 // state; each Param's tensors are views into them (llm.c's malloc_and_point_parameters), so
 // zeroing, gradient all-reduce and checkpoints are one pass over a buffer.
 #pragma once
@@ -31,7 +31,7 @@ class ParamStore {
 
  private:
   std::vector<Param*> params_, summed_, model_stage_;
-  Tensor values_[2], grads_[2], states_[2];  // [0] replicated, [1] sharded
+  Tensor values_[2], grads_[2], states_[2];  // [0] summed, [1] model-parallel stage
   size_t sizes_[2] = {0, 0};
 };
 

@@ -1,4 +1,4 @@
-// Run-directory outputs: metrics.jsonl (one JSON object per line, DESIGN §7) and the live
+// Run-directory outputs: metrics.jsonl (one JSON object per line, README "Training") and the live
 // per-epoch progress line (bar, loss, accuracy, images/s, ETA) on stderr.
 #pragma once
 #include <chrono>

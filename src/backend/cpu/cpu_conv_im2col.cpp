@@ -73,6 +73,18 @@ void col2im_add(const ConvGeom& g, const float* col, float* dx) {
 // One image per thread when the batch covers the threads; else images in turn, sgemm threaded.
 bool per_image_threads(const ConvGeom& g) { return g.n >= omp_get_max_threads(); }
 
+// Runs body(n, col) for every image n, each thread with its own column buffer of col_size
+// floats from `cols` (col_size x threads).
+template <typename Body>
+void for_each_image(const ConvGeom& g, float* cols, size_t col_size, Body&& body) {
+#pragma omp parallel if (per_image_threads(g))
+  {
+    float* col = cols + col_size * omp_get_thread_num();
+#pragma omp for schedule(static)
+    for (int n = 0; n < g.n; ++n) body(n, col);
+  }
+}
+
 }  // namespace
 
 float* Im2colConv::workspace(size_t floats) {
@@ -84,43 +96,31 @@ void Im2colConv::forward(const ConvGeom& g, const float* x, const float* w, cons
                          float* y) {
   const int ckk = g.c * g.kh * g.kw, p = g.oh * g.ow;
   const size_t col_size = static_cast<size_t>(ckk) * p;
-  float* cols = workspace(col_size * omp_get_max_threads());
-#pragma omp parallel if (per_image_threads(g))
-  {
-    float* col = cols + col_size * omp_get_thread_num();
-#pragma omp for schedule(static)
-    for (int n = 0; n < g.n; ++n) {
-      const float* xn = x + static_cast<int64_t>(n) * g.c * g.h * g.w;
-      float* yn = y + static_cast<int64_t>(n) * g.k * p;
-      im2col(g, xn, col);
-      for (int k = 0; k < g.k; ++k)
-        std::fill(yn + static_cast<int64_t>(k) * p, yn + static_cast<int64_t>(k + 1) * p,
-                  bias ? bias[k] : 0.f);
-      // yn (K, P) += w (K, CKK) col (CKK, P)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.k, p, ckk, 1.f, w, ckk, col, p,
-                  1.f, yn, p);
-    }
-  }
+  for_each_image(g, workspace(col_size * omp_get_max_threads()), col_size, [&](int n, float* col) {
+    const float* xn = x + static_cast<int64_t>(n) * g.c * g.h * g.w;
+    float* yn = y + static_cast<int64_t>(n) * g.k * p;
+    im2col(g, xn, col);
+    for (int k = 0; k < g.k; ++k)
+      std::fill(yn + static_cast<int64_t>(k) * p, yn + static_cast<int64_t>(k + 1) * p,
+                bias ? bias[k] : 0.f);
+    // yn (K, P) += w (K, CKK) col (CKK, P)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.k, p, ckk, 1.f, w, ckk, col, p, 1.f,
+                yn, p);
+  });
 }
 
 void Im2colConv::backward_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
   const int ckk = g.c * g.kh * g.kw, p = g.oh * g.ow;
   const size_t col_size = static_cast<size_t>(ckk) * p;
-  float* cols = workspace(col_size * omp_get_max_threads());
-#pragma omp parallel if (per_image_threads(g))
-  {
-    float* col = cols + col_size * omp_get_thread_num();
-#pragma omp for schedule(static)
-    for (int n = 0; n < g.n; ++n) {
-      const float* dyn = dy + static_cast<int64_t>(n) * g.k * p;
-      float* dxn = dx + static_cast<int64_t>(n) * g.c * g.h * g.w;
-      // col (CKK, P) = w^T (CKK, K) dyn (K, P)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, p, g.k, 1.f, w, ckk, dyn, p, 0.f,
-                  col, p);
-      std::fill(dxn, dxn + static_cast<int64_t>(g.c) * g.h * g.w, 0.f);
-      col2im_add(g, col, dxn);
-    }
-  }
+  for_each_image(g, workspace(col_size * omp_get_max_threads()), col_size, [&](int n, float* col) {
+    const float* dyn = dy + static_cast<int64_t>(n) * g.k * p;
+    float* dxn = dx + static_cast<int64_t>(n) * g.c * g.h * g.w;
+    // col (CKK, P) = w^T (CKK, K) dyn (K, P)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, p, g.k, 1.f, w, ckk, dyn, p, 0.f,
+                col, p);
+    std::fill(dxn, dxn + static_cast<int64_t>(g.c) * g.h * g.w, 0.f);
+    col2im_add(g, col, dxn);
+  });
 }
 
 void Im2colConv::backward_filter(const ConvGeom& g, const float* x, const float* dy, float* dw,

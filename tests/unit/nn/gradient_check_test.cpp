@@ -1,4 +1,4 @@
-// Finite-difference gradient checks of every registered layer type (DESIGN §5), driven by one
+// Finite-difference gradient checks of every registered layer type (docs/ARCHITECTURE.md, "Conventions"), driven by one
 // table keyed by layer type (gradient_checks() below). Layer entries check the analytic backward
 // (input and params) against central differences of L = sum(y * R) in double; loss entries check
 // d(mean loss)/dlogits. ReLU skips inputs near its kink, max-pool inputs are spaced so no argmax

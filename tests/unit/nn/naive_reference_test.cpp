@@ -1,4 +1,4 @@
-// Layer forward passes against naive loops written here in double (DESIGN §5): conv, linear,
+// Layer forward passes against naive loops written here in double (docs/ARCHITECTURE.md, "Conventions"): conv, linear,
 // pooling, lrn, relu, flatten, the softmax cross-entropy loss, and dropout's keyed mask
 // (rate, scaling, determinism, and the global-row / global-column invariants of K workers).
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// The cost model of `owt plan` (DESIGN §4): Dettmers' worked example exactly, the ring
+// The cost model of `owt plan` (docs/ARCHITECTURE.md, "Communication and costs"): Dettmers' worked example exactly, the ring
 // conventions the communicators count by, and a whole model's hybrid total.
 #include <gtest/gtest.h>
 

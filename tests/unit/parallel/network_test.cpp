@@ -272,7 +272,7 @@ TEST(Network, LayerKeyErrorsNameTheLine) {
 
 TEST(Network, SetupErrorsNameTheModelFileLine) {
   // A layer that cannot take its input shape is bad user input too: the message must say where
-  // in the model file the layer is (DESIGN §5), not only the layer's name.
+  // in the model file the layer is (docs/ARCHITECTURE.md, "Randomness"), not only the layer's name.
   std::vector<std::string> layers = kLayers;
   layers[0] = "{name: conv1, type: conv, filters: 4, size: 15}";  // 15x15 on 12x12
   expect_error([&] { build(layers); }, {"test.yaml:6", "conv1", "does not fit"});
