@@ -16,6 +16,95 @@ int64_t planes(const PoolGeom& g) { return static_cast<int64_t>(g.n) * g.c; }
 bool worth_threads(const PoolGeom& g) {
   return planes(g) > 1 && planes(g) * g.oh * g.ow * g.size * g.size >= (1 << 15);
 }
+
+
+// Max pooling is written so that the compiler vectorises it: comparisons are selects, not
+// branches (the data decide them, so branches mispredict), and loops run along output columns.
+// Every window is scanned in row-major order; a later element takes over when it is greater
+// or NaN (PyTorch's rule: the first maximum wins, a NaN wins).
+inline void take_max(float v, int32_t index, float* best, int32_t* arg) {
+  const bool take = v > *best || v != v;
+  *best = take ? v : *best;
+  *arg = take ? index : *arg;
+}
+
+// 2x2 windows, stride 2, no padding (the common case): output row oh reads input rows r0, r1
+// (flat index of r0's first element: row0).
+void maxpool_2x2_row(const float* r0, const float* r1, int32_t row0, int32_t w, int ow,
+                     float* yrow, int32_t* arow) {
+  for (int o = 0; o < ow; ++o) {
+    float best = r0[2 * o];
+    int32_t arg = row0 + 2 * o;
+    take_max(r0[2 * o + 1], row0 + 2 * o + 1, &best, &arg);
+    take_max(r1[2 * o], row0 + w + 2 * o, &best, &arg);
+    take_max(r1[2 * o + 1], row0 + w + 2 * o + 1, &best, &arg);
+    yrow[o] = best;
+    arow[o] = arg;
+  }
+}
+
+// Columns [lo, hi) of output row oh whose windows lie inside the input horizontally (rows
+// [h0, h1) already clipped), with ow innermost; Stride is a compile-time constant when it is
+// one of the usual ones (0: read it from g), so the strided loads vectorise.
+template <int Stride>
+void maxpool_inner_columns(const PoolGeom& g, const float* xp, int h0, int h1, int lo, int hi,
+                           float* yrow, int32_t* arow) {
+  const int stride = Stride > 0 ? Stride : g.stride;
+  for (int ow = lo; ow < hi; ++ow) {
+    const int32_t first = h0 * g.w + ow * stride - g.pad;
+    yrow[ow] = xp[first];
+    arow[ow] = first;
+  }
+  for (int ih = h0; ih < h1; ++ih)
+    for (int kj = 0; kj < g.size; ++kj) {
+      const int32_t off = ih * g.w - g.pad + kj;
+      const float* src = xp + off;
+      for (int ow = lo; ow < hi; ++ow) take_max(src[ow * stride], off + ow * stride, &yrow[ow], &arow[ow]);
+    }
+}
+
+// Output row oh of one plane, any geometry: inner columns vectorised, clipped border windows
+// one by one.
+void maxpool_row(const PoolGeom& g, const float* xp, int oh, float* yrow, int32_t* arow) {
+  int h0 = oh * g.stride - g.pad;
+  const int h1 = std::min(h0 + g.size, g.h);
+  h0 = std::max(h0, 0);
+  // Columns whose window [ow*stride - pad, + size) lies within [0, w).
+  const int lo = std::min(g.ow, (g.pad + g.stride - 1) / g.stride);
+  const int last_fit = g.w + g.pad - g.size;
+  const int hi = last_fit < 0 ? lo : std::max(lo, std::min(g.ow, last_fit / g.stride + 1));
+  auto border = [&](int ow) {
+    int w0 = ow * g.stride - g.pad;
+    const int w1 = std::min(w0 + g.size, g.w);
+    w0 = std::max(w0, 0);
+    float best = 0.f;
+    int32_t arg = -1;  // a window that covers no input
+    if (h0 < h1 && w0 < w1) {
+      best = xp[h0 * g.w + w0];
+      arg = h0 * g.w + w0;
+      for (int ih = h0; ih < h1; ++ih)
+        for (int iw = w0; iw < w1; ++iw) take_max(xp[ih * g.w + iw], ih * g.w + iw, &best, &arg);
+    }
+    yrow[ow] = best;
+    arow[ow] = arg;
+  };
+  if (h0 >= h1) {
+    for (int ow = 0; ow < g.ow; ++ow) border(ow);
+    return;
+  }
+  for (int ow = 0; ow < lo; ++ow) border(ow);
+  if (g.stride == 1)
+    maxpool_inner_columns<1>(g, xp, h0, h1, lo, hi, yrow, arow);
+  else if (g.stride == 2)
+    maxpool_inner_columns<2>(g, xp, h0, h1, lo, hi, yrow, arow);
+  else
+    maxpool_inner_columns<0>(g, xp, h0, h1, lo, hi, yrow, arow);
+  for (int ow = hi; ow < g.ow; ++ow) border(ow);
+}
+
+bool is_2x2_tiling(const PoolGeom& g) {
+  return g.size == 2 && g.stride == 2 && g.pad == 0 && 2 * g.oh <= g.h && 2 * g.ow <= g.w;
+}
 }  // namespace
 
 // x (N, C, H, W) -> y, argmax (N, C, OH, OW); argmax is the flat index h*W + w in the plane,
@@ -24,27 +113,13 @@ void CpuBackend::maxpool_forward(const PoolGeom& g, const float* x, float* y, in
 #pragma omp parallel for schedule(static) if (worth_threads(g))
   for (int64_t pl = 0; pl < planes(g); ++pl) {
     const float* xp = x + pl * g.h * g.w;
-    float* yp = y + pl * g.oh * g.ow;
-    int32_t* ap = argmax + pl * g.oh * g.ow;
     for (int oh = 0; oh < g.oh; ++oh) {
-      int h0 = oh * g.stride - g.pad, h1 = std::min(h0 + g.size, g.h);
-      h0 = std::max(h0, 0);
-      for (int ow = 0; ow < g.ow; ++ow) {
-        int w0 = ow * g.stride - g.pad, w1 = std::min(w0 + g.size, g.w);
-        w0 = std::max(w0, 0);
-        float best = -std::numeric_limits<float>::infinity();
-        int32_t arg = -1;
-        for (int ih = h0; ih < h1; ++ih)
-          for (int iw = w0; iw < w1; ++iw) {
-            float v = xp[ih * g.w + iw];
-            if (arg < 0 || v > best || std::isnan(v)) {  // PyTorch's rule
-              best = v;
-              arg = ih * g.w + iw;
-            }
-          }
-        yp[oh * g.ow + ow] = arg < 0 ? 0.f : best;
-        ap[oh * g.ow + ow] = arg;
-      }
+      float* yrow = y + (pl * g.oh + oh) * g.ow;
+      int32_t* arow = argmax + (pl * g.oh + oh) * g.ow;
+      if (is_2x2_tiling(g))
+        maxpool_2x2_row(xp + 2 * oh * g.w, xp + (2 * oh + 1) * g.w, 2 * oh * g.w, g.w, g.ow, yrow, arow);
+      else
+        maxpool_row(g, xp, oh, yrow, arow);
     }
   }
 }

@@ -35,6 +35,8 @@ std::vector<PoolGeom> geometries() {
       make_pool(2, 2, 7, 9, 3, 2, 1, true),     // padded, last window clipped at the border
       make_pool(1, 3, 12, 12, 3, 2, 0, true),   // ceil mode: last window runs past the edge
       make_pool(3, 1, 5, 6, 4, 3, 2, true),     // window larger than stride, big padding
+      make_pool(2, 2, 6, 7, 3, 1, 1, false),    // stride 1, padded (the ow-inner path)
+      make_pool(1, 2, 9, 10, 2, 2, 0, false),   // 2x2/2 with an odd row left over
   };
 }
 
@@ -130,6 +132,36 @@ TEST(MaxPool, ForwardMatchesNaive) {
     ref_maxpool(g, x, ref_y, ref_arg);
     EXPECT_TRUE(all_near(y, ref_y, 0.0));
     EXPECT_EQ(arg, ref_arg);
+  }
+}
+
+TEST(MaxPool, TiesKeepTheFirstMaximumAndANaNWins) {
+  auto be = make_cpu_backend();
+  uint32_t seed = 11;
+  for (const PoolGeom& g : geometries()) {
+    SCOPED_TRACE(geom_str(g));
+    // Three values only: most windows hold ties, which must resolve to the first in
+    // row-major order, as in the reference (and PyTorch).
+    auto x = random_vec(in_size(g), seed++);
+    for (float& v : x) v = std::round(v);
+    std::vector<float> y(out_size(g));
+    std::vector<int32_t> arg(out_size(g));
+    be->maxpool_forward(g, x.data(), y.data(), arg.data());
+    std::vector<double> ref_y;
+    std::vector<int32_t> ref_arg;
+    ref_maxpool(g, x, ref_y, ref_arg);
+    EXPECT_EQ(arg, ref_arg);
+  }
+  // A NaN anywhere in a window is its maximum, wherever it sits.
+  const PoolGeom g = make_pool(1, 1, 4, 4, 2, 2, 0, false);
+  for (int at = 0; at < 16; ++at) {
+    std::vector<float> x(16, 1.f), y(4);
+    std::vector<int32_t> arg(4);
+    x[at] = std::numeric_limits<float>::quiet_NaN();
+    be->maxpool_forward(g, x.data(), y.data(), arg.data());
+    const int o = (at / 4 / 2) * 2 + (at % 4) / 2;
+    EXPECT_TRUE(std::isnan(y[o])) << "NaN at " << at;
+    EXPECT_EQ(arg[o], at);
   }
 }
 
