@@ -16,7 +16,9 @@ namespace {
 
 bool cuda_backend_built() { return false; }
 int cuda_device_count() { return 0; }
+std::string cuda_unavailable_reason() { return "this owt was built without the CUDA backend"; }
 std::unique_ptr<Backend> make_cuda_backend(int, const std::string&) { no_cuda("--device cuda"); }
+void* cuda_plugin_symbol(const char* name) { no_cuda(name); }
 void* cuda_stream_of(Backend&) { no_cuda("cuda_stream_of"); }
 int cuda_device_of(Backend&) { no_cuda("cuda_device_of"); }
 CudaMemoryStats cuda_memory_stats(Backend&) { no_cuda("cuda_memory_stats"); }

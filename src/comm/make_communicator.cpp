@@ -1,16 +1,16 @@
 // make_world_communicator: local for a plain run, MPI under mpirun, a clear error when
-// launched under mpirun but built without MPI; make_device_communicator: NCCL for CUDA tensors.
-// The one #ifdef OWT_HAVE_MPI / OWT_HAVE_NCCL outside comm/mpi and comm/nccl.
+// launched under mpirun but built without MPI; make_device_communicator: NCCL for CUDA tensors,
+// from the CUDA plugin (nccl/nccl_entry.h). The one #ifdef OWT_HAVE_MPI outside comm/mpi.
 #include "owt/comm/make_communicator.h"
 
 #include <cstdlib>
 
+#include "nccl/nccl_entry.h"
+#include "owt/backend/cuda.h"
+#include "owt/comm/nccl_communicator.h"
 #include "owt/core/error.h"
 #ifdef OWT_HAVE_MPI
 #include "owt/comm/mpi_communicator.h"
-#endif
-#ifdef OWT_HAVE_NCCL
-#include "owt/comm/nccl_communicator.h"
 #endif
 
 namespace owt {
@@ -49,13 +49,15 @@ std::unique_ptr<Communicator> make_world_communicator() {
 
 std::unique_ptr<Communicator> make_device_communicator(Communicator& world, Backend& backend) {
   if (backend.device() != Device::CUDA || world.size() == 1) return nullptr;
-#ifdef OWT_HAVE_NCCL
   return make_nccl_communicator(world, backend);
-#else
-  throw Error(cat("--device cuda with ", world.size(), " workers needs the NCCL communicator, "
-                  "and this owt was built without it (it needs both OWT_WITH_CUDA and "
-                  "OWT_WITH_MPI); run one worker, or use --device cpu"));
-#endif
+}
+
+// The program's make_nccl_communicator: the plugin's, found by name. A CUDA backend exists
+// only when the plugin is loaded, so this never loads it for nothing; in a build without CUDA
+// cuda_plugin_symbol throws "built without the CUDA backend".
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& world, Backend& backend) {
+  auto entry = reinterpret_cast<NcclEntry>(cuda_plugin_symbol(OWT_NCCL_ENTRY));
+  return std::unique_ptr<Communicator>(entry(world, backend));
 }
 
 }  // namespace owt

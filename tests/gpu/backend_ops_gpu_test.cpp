@@ -1,7 +1,10 @@
 // Every Backend op on the CUDA backend against the CPU backend, forward and backward, on fresh
 // random inputs: convolution and GEMM in each precision (fp32-strict 1e-5, tf32 1e-3, bf16
-// 1e-2, relative to the largest reference magnitude); every other op once at 1e-5 (their maths
-// is precision-independent). Skipped without a CUDA device.
+// 1e-2, relative to the largest reference magnitude), each convolution twice per shape (the
+// second time on the cached algorithm) and with parameter views that are not 256-byte aligned;
+// every other op once at 1e-5 (their maths is precision-independent); uploads past the staging
+// buffer and a grid-stride loop over more than 2^28 elements (GpuLarge: left out of
+// compute-sanitizer's run). Skipped without a CUDA device (failed under OWT_REQUIRE_GPU=1).
 #include <gtest/gtest.h>
 
 #include "gpu_test_util.h"
@@ -67,12 +70,46 @@ ConvGeom conv_geom(int n, int c, int h, int w, int k, int ks, int stride, int pa
   return g;
 }
 
+struct ConvOutputs {
+  std::vector<float> y, dx, dw, db;
+};
+
+// Forward, backward-data and backward-filter of `cc` on `b`, with the weight and its gradient
+// `offset` floats into their buffers (offset 1: 4-byte aligned views, as parameters packed one
+// after the other are). backward_filter accumulates into dw0 and db0.
+ConvOutputs run_conv(Backend& b, const ConvCase& cc, const std::vector<float>& x,
+                     const std::vector<float>& w, const std::vector<float>& bias,
+                     const std::vector<float>& dy, const std::vector<float>& dw0,
+                     const std::vector<float>& db0, int offset) {
+  const ConvGeom& g = cc.g;
+  size_t nx = x.size(), nw = w.size(), ny = dy.size();
+  auto shifted = [&](const std::vector<float>& v) {
+    std::vector<float> out(offset, 0.f);
+    out.insert(out.end(), v.begin(), v.end());
+    return out;
+  };
+  Tensor tx = upload(b, x), tw = upload(b, shifted(w)), tb = upload(b, bias), tdy = upload(b, dy);
+  Tensor ty = b.empty(Shape{int64_t(ny)}), tdx = b.empty(Shape{int64_t(nx)});
+  Tensor tdw = upload(b, shifted(dw0)), tdb = upload(b, db0);
+  const float* wp = tw.f32() + offset;
+  float* dwp = tdw.f32() + offset;
+  b.conv2d_forward(g, tx.f32(), wp, cc.bias ? tb.f32() : nullptr, ty.f32());
+  b.conv2d_backward_filter(g, tx.f32(), tdy.f32(), dwp, cc.bias ? tdb.f32() : nullptr);
+  b.conv2d_backward_data(g, tdy.f32(), wp, tdx.f32());  // the layer's order: filter, then data
+  ConvOutputs o;
+  o.y = download(b, ty, ny), o.dx = download(b, tdx, nx), o.db = download(b, tdb, g.k);
+  std::vector<float> dw = download(b, tdw, nw + offset);
+  o.dw.assign(dw.begin() + offset, dw.end());
+  return o;
+}
+
 TEST_P(GpuOps, ConvolutionForwardBackwardDataAndFilter) {
   const ConvCase cases[] = {
       {conv_geom(2, 3, 23, 23, 8, 11, 4, 2), true},   // AlexNet conv1-like, RGB input
       {conv_geom(3, 16, 9, 9, 12, 5, 1, 2), true},    // padded 5x5
       {conv_geom(2, 8, 7, 6, 4, 3, 2, 1), false},     // strided, non-square, no bias
       {conv_geom(4, 32, 5, 5, 16, 1, 1, 0), true},    // 1x1
+      {conv_geom(8, 4, 64, 64, 8, 3, 1, 1), true},    // bias gradient over 8 parts per channel
   };
   for (const ConvCase& cc : cases) {
     const ConvGeom& g = cc.g;
@@ -80,27 +117,56 @@ TEST_P(GpuOps, ConvolutionForwardBackwardDataAndFilter) {
            ny = size_t(g.n) * g.k * g.oh * g.ow;
     auto x = random_floats(nx, 10), w = random_floats(nw, 11), bias = random_floats(g.k, 12);
     auto dy = random_floats(ny, 13), dw0 = random_floats(nw, 14), db0 = random_floats(g.k, 15);
-    std::vector<float> y[2], dx[2], dw[2], db[2];
-    Backend* bs[2] = {gpu_.get(), cpu_.get()};
-    for (int i = 0; i < 2; ++i) {
-      Backend& b = *bs[i];
-      Tensor tx = upload(b, x), tw = upload(b, w), tb = upload(b, bias), tdy = upload(b, dy);
-      Tensor ty = b.empty(Shape{int64_t(ny)}), tdx = b.empty(Shape{int64_t(nx)});
-      Tensor tdw = upload(b, dw0), tdb = upload(b, db0);  // backward_filter accumulates
-      b.conv2d_forward(g, tx.f32(), tw.f32(), cc.bias ? tb.f32() : nullptr, ty.f32());
-      b.conv2d_backward_data(g, tdy.f32(), tw.f32(), tdx.f32());
-      b.conv2d_backward_filter(g, tx.f32(), tdy.f32(), tdw.f32(), cc.bias ? tdb.f32() : nullptr);
-      y[i] = download(b, ty, ny), dx[i] = download(b, tdx, nx);
-      dw[i] = download(b, tdw, nw), db[i] = download(b, tdb, g.k);
+    const ConvOutputs want = run_conv(*cpu_, cc, x, w, bias, dy, dw0, db0, 0);
+    // Twice aligned (the second run on the algorithms found by the first), then on views one
+    // float into their buffers (staged through aligned scratch in fp32, copied in bf16).
+    for (int round = 0; round < 3; ++round) {
+      const int offset = round == 2 ? 1 : 0;
+      const ConvOutputs got = run_conv(*gpu_, cc, x, w, bias, dy, dw0, db0, offset);
+      std::string what = "conv c=" + std::to_string(g.c) + " k=" + std::to_string(g.k) +
+                         " ks=" + std::to_string(g.kh) + " n=" + std::to_string(g.n) +
+                         " round " + std::to_string(round);
+      EXPECT_TRUE(near_rel(got.y, want.y, tol_)) << what << " forward";
+      EXPECT_TRUE(near_rel(got.dx, want.dx, tol_)) << what << " backward data";
+      EXPECT_TRUE(near_rel(got.dw, want.dw, tol_)) << what << " backward filter";
+      // db is an fp32 reduction of dy in every precision.
+      EXPECT_TRUE(near_rel(got.db, want.db, 1e-5)) << what << " bias gradient";
     }
-    std::string what = "conv c=" + std::to_string(g.c) + " k=" + std::to_string(g.k) +
-                       " ks=" + std::to_string(g.kh);
-    EXPECT_TRUE(near_rel(y[0], y[1], tol_)) << what << " forward";
-    EXPECT_TRUE(near_rel(dx[0], dx[1], tol_)) << what << " backward data";
-    EXPECT_TRUE(near_rel(dw[0], dw[1], tol_)) << what << " backward filter";
-    // db is an fp32 reduction of dy in every precision.
-    EXPECT_TRUE(near_rel(db[0], db[1], 1e-5)) << what << " bias gradient";
   }
+}
+
+// bf16 keeps a copy of each conv operand while its source is unchanged: every op that writes
+// the source (an upload, the SGD update, an elementwise op in place) must make the next
+// convolution read the new values. Meaningful in bf16; cheap in the others.
+TEST_P(GpuOps, ConvolutionsReadTheirOperandsAfterEveryWrite) {
+  const ConvGeom g = conv_geom(2, 6, 12, 12, 8, 3, 1, 1);
+  size_t nx = size_t(g.n) * g.c * g.h * g.w, nw = size_t(g.k) * g.c * g.kh * g.kw,
+         ny = size_t(g.n) * g.k * g.oh * g.ow;
+  const auto x1 = random_floats(nx, 80), x2 = random_floats(nx, 81), w = random_floats(nw, 82);
+  const auto dy = random_floats(ny, 83), grad = random_floats(nw, 84);
+  std::vector<float> dw[2], dx[2], dw2[2], y[2];
+  Backend* bs[2] = {gpu_.get(), cpu_.get()};
+  for (int i = 0; i < 2; ++i) {
+    Backend& b = *bs[i];
+    Tensor tx = upload(b, x1), tw = upload(b, w), tdy = upload(b, dy), tg = upload(b, grad);
+    Tensor tv = upload(b, std::vector<float>(nw, 0.f)), ty = b.empty(Shape{int64_t(ny)});
+    Tensor tdw = upload(b, std::vector<float>(nw, 0.f)), tdx = b.empty(Shape{int64_t(nx)});
+    b.conv2d_forward(g, tx.f32(), tw.f32(), nullptr, ty.f32());       // copies of x1 and w
+    b.from_host(x2.data(), tx.f32(), nx * sizeof(float));              // x := x2
+    b.conv2d_backward_filter(g, tx.f32(), tdy.f32(), tdw.f32(), nullptr);
+    b.sgd_update(SgdStep{0.5f, 0.9f, 0.f}, tw.f32(), tg.f32(), tv.f32(), nw);  // w changes
+    b.conv2d_backward_data(g, tdy.f32(), tw.f32(), tdx.f32());
+    b.relu_forward(tdy.f32(), tdy.f32(), ny);                          // dy changes in place
+    Tensor tdw2 = upload(b, std::vector<float>(nw, 0.f));
+    b.conv2d_backward_filter(g, tx.f32(), tdy.f32(), tdw2.f32(), nullptr);
+    b.conv2d_forward(g, tx.f32(), tw.f32(), nullptr, ty.f32());
+    dw[i] = download(b, tdw, nw), dx[i] = download(b, tdx, nx), dw2[i] = download(b, tdw2, nw);
+    y[i] = download(b, ty, ny);
+  }
+  EXPECT_TRUE(near_rel(dw[0], dw[1], tol_)) << "backward filter after an upload into x";
+  EXPECT_TRUE(near_rel(dx[0], dx[1], tol_)) << "backward data after the SGD update of w";
+  EXPECT_TRUE(near_rel(dw2[0], dw2[1], tol_)) << "backward filter after relu wrote dy";
+  EXPECT_TRUE(near_rel(y[0], y[1], tol_)) << "forward on the new x and w";
 }
 
 INSTANTIATE_TEST_SUITE_P(Precisions, GpuOps, ::testing::Values("fp32-strict", "tf32", "bf16"),
@@ -113,16 +179,24 @@ INSTANTIATE_TEST_SUITE_P(Precisions, GpuOps, ::testing::Values("fp32-strict", "t
 
 // ---- precision-independent ops, fp32-strict, 1e-5 --------------------------------------------
 
+// One CUDA backend for the whole suite: tools/gpu_check.sh runs GpuExact under
+// compute-sanitizer, where each backend's cuBLAS and cuDNN start-up is slow. The allocator
+// tests make their own, to see a fresh pool.
 class GpuExact : public ::testing::Test {
  protected:
+  static void TearDownTestSuite() { shared_.reset(); }
   void SetUp() override {
     OWT_SKIP_WITHOUT_GPU();
     cpu_ = make_cpu_backend();
-    gpu_ = make_cuda_backend(0, "fp32-strict");
+    if (!shared_) shared_ = make_cuda_backend(0, "fp32-strict");
+    gpu_ = shared_.get();
   }
-  Backend* both(int i) { return i == 0 ? gpu_.get() : cpu_.get(); }
-  std::unique_ptr<Backend> cpu_, gpu_;
+  Backend* both(int i) { return i == 0 ? gpu_ : cpu_.get(); }
+  std::unique_ptr<Backend> cpu_;
+  Backend* gpu_ = nullptr;
+  static std::unique_ptr<Backend> shared_;
 };
+std::unique_ptr<Backend> GpuExact::shared_;
 
 TEST_F(GpuExact, CopiesFillScaleAxpy) {
   const size_t n = 100003;
@@ -239,7 +313,7 @@ TEST_F(GpuExact, ReluDropoutAndSgd) {
     b.relu_forward(tx.f32(), ty.f32(), n);
     b.relu_backward(ty.f32(), tdy.f32(), tdx.f32(), n);
     b.dropout_apply(key, tx.f32(), td.f32(), rows, cols);
-    b.sgd_update(step, tw.f32(), tdy.f32(), tv.f32(), n);
+    for (int t = 0; t < 3; ++t) b.sgd_update(step, tw.f32(), tdy.f32(), tv.f32(), n);  // momentum
     y[i] = download(b, ty, n), dx[i] = download(b, tdx, n), d[i] = download(b, td, n);
     wo[i] = download(b, tw, n), vo[i] = download(b, tv, n);
   }
@@ -275,18 +349,61 @@ TEST_F(GpuExact, LossPieces) {
 }
 
 TEST_F(GpuExact, AllocatorReusesBlocksAndTracksPeak) {
-  cuda_reset_peak_memory(*gpu_);
-  CudaMemoryStats before = cuda_memory_stats(*gpu_);
+  auto fresh = make_cuda_backend(0, "fp32-strict");  // a pool of its own
+  cuda_reset_peak_memory(*fresh);
+  CudaMemoryStats before = cuda_memory_stats(*fresh);
   void* first = nullptr;
   {
-    Tensor t = gpu_->empty(Shape{1 << 20});
+    Tensor t = fresh->empty(Shape{1 << 20});
     first = t.f32();
   }
-  Tensor again = gpu_->empty(Shape{1 << 20});
+  Tensor again = fresh->empty(Shape{1 << 20});
   EXPECT_EQ(again.f32(), first) << "a freed block of the same size is reused";
-  CudaMemoryStats after = cuda_memory_stats(*gpu_);
+  CudaMemoryStats after = cuda_memory_stats(*fresh);
   EXPECT_GE(after.peak_in_use, before.in_use + (4u << 20));
   EXPECT_GE(after.reserved, after.in_use);
+}
+
+TEST_F(GpuExact, AllocatorGivesFreedLargerBlocksToSmallerRequests) {
+  auto fresh = make_cuda_backend(0, "fp32-strict");  // a pool of its own
+  void* first = nullptr;
+  {
+    Tensor t = fresh->empty(Shape{3 << 18});  // 3 MiB
+    first = t.f32();
+  }
+  CudaMemoryStats before = cuda_memory_stats(*fresh);
+  Tensor smaller = fresh->empty(Shape{5 << 17});  // 2.5 MiB: takes the free 3 MiB block
+  EXPECT_EQ(smaller.f32(), first);
+  EXPECT_EQ(cuda_memory_stats(*fresh).reserved, before.reserved) << "no new cudaMalloc";
+}
+
+// Sizes far past the elementwise kernels' grid (2^20 blocks of 256 threads = 2^28) and past
+// the pinned staging buffer (256 MiB): slow under compute-sanitizer, so not in GpuExact.
+class GpuLarge : public GpuExact {};
+
+TEST_F(GpuLarge, UploadsLargerThanTheStagingBuffer) {
+  for (size_t n : {size_t{1} << 18, size_t{3} << 18, size_t{70} << 20}) {  // 1, 3, 280 MiB
+    std::vector<float> host(n);
+    for (size_t i = 0; i < n; ++i) host[i] = static_cast<float>(i % 1000003);
+    Tensor t = gpu_->empty(Shape{int64_t(n)});
+    gpu_->from_host(host.data(), t.f32(), n * sizeof(float));
+    std::vector<float> back(n);
+    gpu_->to_host(t.f32(), back.data(), n * sizeof(float));
+    EXPECT_EQ(back, host) << n << " floats";
+  }
+}
+
+TEST_F(GpuLarge, GridStrideLoopOverMoreThan2To28Elements) {
+  const size_t n = (size_t{1} << 28) + (size_t{1} << 20) + 7;  // 1.07 GB of floats
+  Tensor t = gpu_->empty(Shape{int64_t(n)});
+  gpu_->fill(t.f32(), n, 1.5f);
+  gpu_->scale(t.f32(), n, 2.f);
+  std::vector<float> back(n);
+  gpu_->to_host(t.f32(), back.data(), n * sizeof(float));
+  size_t wrong = 0, first_wrong = n;
+  for (size_t i = 0; i < n; ++i)
+    if (back[i] != 3.f && wrong++ == 0) first_wrong = i;
+  EXPECT_EQ(wrong, 0u) << "first wrong element at " << first_wrong;
 }
 
 TEST(GpuBackend, FactoryRejectsBadDeviceAndPrecision) {

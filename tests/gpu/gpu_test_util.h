@@ -1,11 +1,14 @@
-// Helpers for the CPU-vs-CUDA tests: the skip without a device, host<->backend copies, seeded
-// random data and a tolerance check relative to the reference tensor's largest magnitude.
+// Helpers for the CPU-vs-CUDA tests: the skip without a device (a failure under
+// OWT_REQUIRE_GPU=1), host<->backend copies, seeded random data and a tolerance check relative
+// to the reference tensor's largest magnitude.
 #pragma once
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -13,12 +16,30 @@
 #include "owt/backend/backend.h"
 #include "owt/backend/cuda.h"
 
-#define OWT_SKIP_WITHOUT_GPU() \
-  if (::owt::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"
+namespace owt::test {
+
+// OWT_REQUIRE_GPU=1 (tools/gpu_check.sh sets it): a test that would skip for want of a device
+// fails instead, so a run where CUDA cannot start is never reported as passed.
+inline bool gpu_required() {
+  const char* v = std::getenv("OWT_REQUIRE_GPU");
+  return v && *v && std::strcmp(v, "0") != 0;
+}
+
+}  // namespace owt::test
+
+// Skips the test (fails it under OWT_REQUIRE_GPU=1) when no CUDA device is visible, saying why.
+#define OWT_SKIP_WITHOUT_GPU()                                                              \
+  if (::owt::cuda_device_count() == 0) {                                                    \
+    if (::owt::test::gpu_required())                                                        \
+      GTEST_FAIL() << "OWT_REQUIRE_GPU is set but no CUDA device is usable: "               \
+                   << ::owt::cuda_unavailable_reason();                                     \
+    else                                                                                    \
+      GTEST_SKIP() << "no CUDA device: " << ::owt::cuda_unavailable_reason();               \
+  }
 
 namespace owt::test {
 
-// The tolerances of the issue: relative to the largest |reference| of each compared tensor.
+// The tolerances: relative to the largest |reference| of each compared tensor.
 inline double tolerance_for(const std::string& precision) {
   if (precision == "fp32-strict") return 1e-5;
   if (precision == "tf32") return 1e-3;

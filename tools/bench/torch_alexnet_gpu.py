@@ -3,12 +3,15 @@
 models/alexnet_owt.yaml) trained with SGD on synthetic 224x224 data, timed like `owt bench`.
 
 Prints one JSON object: images_per_s, ms_per_step, peak_allocated_bytes (torch.cuda.
-max_memory_allocated) and peak_reserved_bytes.
+max_memory_allocated), peak_reserved_bytes, and the loss of the first (warm-up) step and of
+the last timed step on the fixed batch, with loss_ok: both finite and the last below the first
+(read outside the timed loop, so the timing is not synchronised per step).
 
   python3 tools/bench/torch_alexnet_gpu.py --precision tf32 --batch 128 --iters 30
 """
 import argparse
 import json
+import math
 import sys
 import time
 
@@ -18,8 +21,9 @@ def main():
     ap.add_argument("--precision", choices=["tf32", "fp32-strict", "bf16"], default="tf32")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--iters", type=int, default=30)
-    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=5)  # at least 1
     args = ap.parse_args()
+    args.warmup = max(1, args.warmup)
 
     import torch
     import torchvision
@@ -48,7 +52,8 @@ def main():
         opt.step()
         return loss
 
-    for _ in range(args.warmup):
+    first_loss = float(step())  # synchronises once, before the timed loop
+    for _ in range(args.warmup - 1):
         step()
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
@@ -57,6 +62,8 @@ def main():
         loss = step()
     torch.cuda.synchronize()
     dt = time.perf_counter() - t0
+    final_loss = float(loss)
+    loss_ok = math.isfinite(first_loss) and math.isfinite(final_loss) and final_loss < first_loss
     print(json.dumps({
         "precision": args.precision,
         "batch": args.batch,
@@ -65,10 +72,12 @@ def main():
         "ms_per_step": 1e3 * dt / args.iters,
         "peak_allocated_bytes": torch.cuda.max_memory_allocated(),
         "peak_reserved_bytes": torch.cuda.max_memory_reserved(),
-        "final_loss": float(loss),
+        "first_loss": first_loss,
+        "final_loss": final_loss,
+        "loss_ok": loss_ok,
         "torch": torch.__version__,
     }))
-    return 0
+    return 0 if loss_ok else 3
 
 
 if __name__ == "__main__":

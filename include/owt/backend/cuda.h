@@ -1,6 +1,9 @@
 // The CUDA backend's public face: device count, the factory, and the few CUDA-only queries
 // (stream, memory) that comm/nccl and `owt bench` need. No CUDA headers here: CPU code
-// includes this file, and a build without CUDA links src/backend/no_cuda.cpp instead.
+// includes this file. In a build with CUDA the backend lives in the plugin libowt_cuda.so,
+// which src/backend/cuda_loader.cpp loads (dlopen) the first time a CUDA backend is made, so a
+// run that never uses a GPU maps none of cudart, cuBLAS, cuDNN and NCCL; a build without CUDA
+// links src/backend/no_cuda.cpp instead.
 #pragma once
 #include <cstddef>
 #include <memory>
@@ -14,8 +17,13 @@ namespace owt {
 bool cuda_backend_built();
 
 // Number of visible CUDA devices; 0 without a driver, without a device, or in a build
-// without the CUDA backend. Never throws.
+// without the CUDA backend. Asks the driver (libcuda.so.1, opened with dlopen): loads no CUDA
+// library of its own. Never throws.
 int cuda_device_count();
+
+// Why cuda_device_count() is 0, in words ("no CUDA driver (libcuda.so.1: cannot open ...)",
+// "cuInit failed: ..."); empty when a device is visible.
+std::string cuda_unavailable_reason();
 
 // The CUDA backend on `device` (0-based). `precision` is the model file's key:
 //   tf32         fp32 tensors; cuDNN and cuBLAS may use TF32 tensor cores (PyTorch's default
@@ -23,8 +31,14 @@ int cuda_device_count();
 //   fp32-strict  fp32 tensors and fp32 FMA maths throughout (no TF32)
 //   bf16         fp32 tensors, master weights and optimizer state; convolutions and GEMMs
 //                compute on bf16 copies of their inputs with fp32 accumulation
-// Throws owt::Error in a build without CUDA, for a bad device index or an unknown precision.
+// Throws owt::Error in a build without CUDA, when the plugin cannot be loaded (the message
+// names the file and the missing library), for a bad device index or an unknown precision.
 std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& precision);
+
+// The address of the exported symbol `name` of the CUDA plugin, loading the plugin on first
+// use (make_communicator.cpp finds the NCCL communicator this way). Throws owt::Error when the
+// plugin cannot be loaded, lacks the symbol, or in a build without CUDA.
+void* cuda_plugin_symbol(const char* name);
 
 // The stream every op of a CUDA backend is queued on, as a cudaStream_t cast to void*.
 // Throws owt::Error when `backend` is not a CUDA backend.

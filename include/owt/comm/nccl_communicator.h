@@ -1,6 +1,8 @@
 // The NCCL communicator: collectives on CUDA tensors, one process per GPU, over the same ranks
-// as an existing (MPI) world communicator. Built only with CUDA and MPI; this header has no
-// CUDA or NCCL types. Code that must work in every build uses make_communicator.h instead.
+// as an existing world communicator (MPI for several workers; the local one for K = 1, which
+// needs no MPI). It lives in the CUDA plugin libowt_cuda.so (src/comm/nccl), reached through
+// make_communicator.cpp; this header has no CUDA or NCCL types. Code that must work in every
+// build uses make_communicator.h instead.
 #pragma once
 #include <memory>
 
@@ -11,7 +13,8 @@ namespace owt {
 
 // Rank 0 makes the ncclUniqueId and broadcasts it through `world` (collective: every rank of
 // `world` must call this); each rank then joins with ncclCommInitRank on the backend's device.
-// `world` and `backend` must outlive the communicator.
+// `world` and `backend` must outlive the communicator. Throws owt::Error in a build without
+// CUDA or when the plugin cannot be loaded.
 //
 // Ordering. Every collective runs on the communicator's own stream: issuing one records an
 // event on the backend's compute stream and makes the comm stream wait for it (so the op sees

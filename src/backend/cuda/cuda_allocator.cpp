@@ -10,28 +10,51 @@
 namespace owt {
 
 size_t DeviceAllocator::rounded(size_t bytes) {
-  constexpr size_t kSmallStep = 512, kLargeStep = 2u << 20, kSmallMax = 1u << 20;
+  constexpr size_t kSmallStep = 512, kSmallMax = 1u << 20;
   if (bytes == 0) return kSmallStep;
   if (bytes < kSmallMax) return (bytes + kSmallStep - 1) / kSmallStep * kSmallStep;
-  return (bytes + kLargeStep - 1) / kLargeStep * kLargeStep;
+  size_t octave = kSmallMax;  // the largest power of two <= bytes
+  while (octave <= bytes / 2) octave *= 2;
+  const size_t step = octave / 8;
+  return (bytes + step - 1) / step * step;
+}
+
+DeviceGuard::DeviceGuard(int device) {
+  int current = -1;
+  if (cudaGetDevice(&current) == cudaSuccess && current == device) return;
+  cudaGetLastError();
+  if (cudaSetDevice(device) == cudaSuccess) previous_ = current;
+  cudaGetLastError();  // a failure shows up at the call this guards
+}
+
+DeviceGuard::~DeviceGuard() {
+  if (previous_ >= 0) cudaSetDevice(previous_);
 }
 
 DeviceAllocator::~DeviceAllocator() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (cudaSetDevice(device_) == cudaSuccess) free_cached_locked();
+  DeviceGuard on(device_);
+  free_cached_locked();
   cudaGetLastError();  // leave no sticky error behind
 }
 
+void DeviceAllocator::set_release_hook(std::function<void(void*, size_t)> hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  release_hook_ = std::move(hook);
+}
+
 std::shared_ptr<Buffer> DeviceAllocator::allocate(size_t bytes) {
-  const size_t size = rounded(bytes);
+  size_t size = rounded(bytes);
   void* p = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = free_.find(size);
-    if (it != free_.end() && !it->second.empty()) {
-      p = it->second.back();
-      it->second.pop_back();
+    auto it = free_.lower_bound(size);  // the smallest free block that fits
+    if (it != free_.end() && it->first <= reuse_limit(size)) {
+      size = it->first;
+      p = it->second;
+      free_.erase(it);
     } else {
+      DeviceGuard on(device_);
       cudaError_t rc = cudaMalloc(&p, size);
       if (rc == cudaErrorMemoryAllocation) {
         cudaGetLastError();  // clear it, hand the cache back to the driver, try once more
@@ -61,25 +84,28 @@ std::shared_ptr<Buffer> DeviceAllocator::allocate(size_t bytes) {
 }
 
 void DeviceAllocator::release(void* p, size_t size) {
+  std::function<void(void*, size_t)> hook;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    hook = release_hook_;
+  }
+  if (hook) hook(p, size);  // before the block can be handed out again
   std::lock_guard<std::mutex> lock(mu_);
-  free_[size].push_back(p);
+  free_.emplace(size, p);
   stats_.in_use -= size;
 }
 
 void DeviceAllocator::empty_cache() {
-  OWT_CUDA_CHECK(cudaSetDevice(device_));
+  DeviceGuard on(device_);
   OWT_CUDA_CHECK(cudaDeviceSynchronize());
   std::lock_guard<std::mutex> lock(mu_);
   free_cached_locked();
 }
 
 void DeviceAllocator::free_cached_locked() {
-  for (auto& kv : free_) {
-    for (void* p : kv.second) {
-      cudaFree(p);  // failures only at exit, after the context is gone
-      stats_.reserved -= kv.first;
-    }
-    kv.second.clear();
+  for (auto& [size, p] : free_) {
+    cudaFree(p);  // failures only at exit, after the context is gone
+    stats_.reserved -= size;
   }
   free_.clear();
 }

@@ -1,15 +1,16 @@
-// Memory for the CUDA backend: DeviceAllocator, a caching allocator with size-bucketed free
-// lists (cudaMalloc only on a miss; blocks return to their bucket, never to the driver, until
-// the allocator dies or an allocation fails), and PinnedStaging, page-locked host buffers for
-// asynchronous host<->device copies. Internal to src/backend/cuda.
+// Memory for the CUDA backend: DeviceAllocator, a caching allocator over size classes
+// (cudaMalloc only on a miss; a request may take a free block up to twice its class; blocks
+// return to the pool, never to the driver, until the allocator dies or an allocation fails),
+// and PinnedStaging, page-locked host buffers for asynchronous host<->device copies. Internal
+// to src/backend/cuda.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
-#include <vector>
 
 #include "owt/backend/cuda.h"
 #include "owt/core/tensor.h"
@@ -32,9 +33,15 @@ class DeviceAllocator : public std::enable_shared_from_this<DeviceAllocator> {
   void empty_cache();
   CudaMemoryStats stats() const;
   void reset_peak();
+  // Called (outside the lock) with each block handed back, before anyone may reuse it.
+  void set_release_hook(std::function<void(void*, size_t)> hook);
 
-  // Block sizes: 512-byte steps below 1 MiB, 2 MiB steps above (at most 2 MiB wasted).
+  // Size classes: 512-byte steps below 1 MiB; above, eight classes per power of two (a block
+  // is at most 12.5% larger than asked), so batches of nearby sizes share blocks.
   static size_t rounded(size_t bytes);
+  // The largest free block a request of class `size` may take: changing shapes (the last
+  // partial batch, evaluation) reuse the training step's blocks instead of growing the pool.
+  static size_t reuse_limit(size_t size) { return 2 * size; }
 
  private:
   void release(void* p, size_t size);
@@ -42,8 +49,21 @@ class DeviceAllocator : public std::enable_shared_from_this<DeviceAllocator> {
 
   int device_;
   mutable std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;  // rounded size -> free blocks
+  std::multimap<size_t, void*> free_;  // block size -> free block, best fit by lower_bound
   CudaMemoryStats stats_;
+  std::function<void(void*, size_t)> release_hook_;
+};
+
+// Makes `device` current for the calling thread while alive, then restores the previous one.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = -1;
 };
 
 // Page-locked staging for from_host / to_host: a ring of two grow-only buffers, each guarded

@@ -3,8 +3,12 @@
 // functions of owt/backend/cuda.h. Kernels live in the .cu files, convolution in cuda_conv.cpp.
 #include "cuda_backend.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cstring>
 
+#include "../cuda_plugin.h"
 #include "cuda_check.h"
 #include "cuda_conv.h"
 #include "owt/backend/cuda.h"
@@ -15,6 +19,24 @@ namespace {
 // Above this, from_host copies straight from pageable memory instead of growing the pinned
 // buffer (a checkpoint load is rare; pinning hundreds of MB costs more than it saves).
 constexpr size_t kMaxStaged = 256u << 20;
+// From this size on, the copy into pinned memory runs on the OpenMP threads (an AlexNet b128
+// batch is 77 MB: one core copies it in about 10 ms, the step's own time on an H200).
+constexpr size_t kParallelCopy = 8u << 20;
+
+void host_copy(void* dst, const void* src, size_t bytes) {
+  if (bytes < kParallelCopy || omp_get_max_threads() == 1) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
+  constexpr size_t kChunk = 1u << 20;
+  const int64_t chunks = static_cast<int64_t>((bytes + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < chunks; ++i) {
+    const size_t off = static_cast<size_t>(i) * kChunk;
+    std::memcpy(static_cast<char*>(dst) + off, static_cast<const char*>(src) + off,
+                std::min(kChunk, bytes - off));
+  }
+}
 
 CudaBackend& as_cuda(Backend& backend, const char* what) {
   auto* b = dynamic_cast<CudaBackend*>(&backend);
@@ -41,27 +63,40 @@ const char* precision_name(Precision p) {
 
 CudaBackend::CudaBackend(int device, Precision precision)
     : device_(device), precision_(precision), alloc_(std::make_shared<DeviceAllocator>(device)) {
+  // Each handle is owned as soon as it exists, so a failure below releases what was made.
   OWT_CUDA_CHECK(cudaSetDevice(device_));
-  OWT_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  OWT_CUBLAS_CHECK(cublasCreate(&cublas_));
-  OWT_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
-  OWT_CUBLAS_CHECK(cublasSetPointerMode(cublas_, CUBLAS_POINTER_MODE_HOST));
+  cudaStream_t stream = nullptr;
+  OWT_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  stream_.reset(stream);
+  cublasHandle_t cublas = nullptr;
+  OWT_CUBLAS_CHECK(cublasCreate(&cublas));
+  cublas_.reset(cublas);
+  OWT_CUBLAS_CHECK(cublasSetStream(cublas, stream));
+  OWT_CUBLAS_CHECK(cublasSetPointerMode(cublas, CUBLAS_POINTER_MODE_HOST));
   // The compute type of each cublasGemmEx says the same; the math mode covers everything else.
   OWT_CUBLAS_CHECK(cublasSetMathMode(
-      cublas_, precision_ == Precision::Tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
-  OWT_CUDNN_CHECK(cudnnCreate(&cudnn_));
-  OWT_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
+      cublas, precision_ == Precision::Tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  cudnnHandle_t cudnn = nullptr;
+  OWT_CUDNN_CHECK(cudnnCreate(&cudnn));
+  cudnn_.reset(cudnn);
+  OWT_CUDNN_CHECK(cudnnSetStream(cudnn, stream));
   conv_ = std::make_unique<CudaConv>(*this);
+  // A freed block may come back as another tensor: its cached bf16 copies must not.
+  alloc_->set_release_hook([conv = conv_.get()](void* p, size_t bytes) { conv->forget(p, bytes); });
 }
 
 CudaBackend::~CudaBackend() {
-  // No throwing here: report nothing, release everything that was made.
-  if (stream_) cudaStreamSynchronize(stream_);
+  // No throwing here: report nothing, release everything that was made (members, in reverse
+  // order of declaration, once queued work is done).
+  cudaSetDevice(device_);
+  alloc_->set_release_hook(nullptr);  // buffers may outlive the backend; conv_ does not
+  if (stream_) cudaStreamSynchronize(stream_.get());
   conv_.reset();
-  if (cudnn_) cudnnDestroy(cudnn_);
-  if (cublas_) cublasDestroy(cublas_);
-  if (stream_) cudaStreamDestroy(stream_);
   cudaGetLastError();
+}
+
+void CudaBackend::wrote(const void* p, size_t bytes) {
+  if (conv_) conv_->forget(p, bytes);
 }
 
 // ---- memory -------------------------------------------------------------------------------
@@ -70,39 +105,42 @@ std::shared_ptr<Buffer> CudaBackend::allocate(size_t bytes) { return alloc_->all
 
 void CudaBackend::copy(const void* src, void* dst, size_t bytes) {
   if (bytes == 0 || src == dst) return;
-  OWT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_));
+  wrote(dst, bytes);
+  OWT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream()));
 }
 
 // The host buffer may be reused as soon as this returns, so its bytes are first copied into
-// pinned memory; the upload itself runs asynchronously on the stream.
+// pinned memory (on the OpenMP threads when large); the upload itself runs asynchronously on
+// the stream, and the other staging buffer takes the next upload meanwhile.
 void CudaBackend::from_host(const void* host_src, void* dst, size_t bytes) {
   if (bytes == 0) return;
+  wrote(dst, bytes);
   if (bytes > kMaxStaged) {
-    OWT_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
-    OWT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    OWT_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream()));
+    OWT_CUDA_CHECK(cudaStreamSynchronize(stream()));
     return;
   }
   void* pinned = staging_.acquire(bytes);
-  std::memcpy(pinned, host_src, bytes);
-  OWT_CUDA_CHECK(cudaMemcpyAsync(dst, pinned, bytes, cudaMemcpyHostToDevice, stream_));
-  staging_.used(stream_);
+  host_copy(pinned, host_src, bytes);
+  OWT_CUDA_CHECK(cudaMemcpyAsync(dst, pinned, bytes, cudaMemcpyHostToDevice, stream()));
+  staging_.used(stream());
 }
 
 // Waits for every op queued before it (the stream is in order), then copies out.
 void CudaBackend::to_host(const void* src, void* host_dst, size_t bytes) {
   if (bytes == 0) return;
   if (bytes > kMaxStaged) {
-    OWT_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
-    OWT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    OWT_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream()));
+    OWT_CUDA_CHECK(cudaStreamSynchronize(stream()));
     return;
   }
   void* pinned = staging_.acquire(bytes);
-  OWT_CUDA_CHECK(cudaMemcpyAsync(pinned, src, bytes, cudaMemcpyDeviceToHost, stream_));
-  OWT_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  std::memcpy(host_dst, pinned, bytes);
+  OWT_CUDA_CHECK(cudaMemcpyAsync(pinned, src, bytes, cudaMemcpyDeviceToHost, stream()));
+  OWT_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  host_copy(host_dst, pinned, bytes);
 }
 
-void CudaBackend::synchronize() { OWT_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+void CudaBackend::synchronize() { OWT_CUDA_CHECK(cudaStreamSynchronize(stream())); }
 
 // ---- GEMM ---------------------------------------------------------------------------------
 
@@ -111,8 +149,9 @@ void CudaBackend::synchronize() { OWT_CUDA_CHECK(cudaStreamSynchronize(stream_))
 void CudaBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* a,
                        int lda, const float* b, int ldb, float beta, float* c, int ldc) {
   if (m <= 0 || n <= 0) return;
+  wrote(c, (static_cast<size_t>(m - 1) * ldc + n) * sizeof(float));
   if (k <= 0) {  // C = beta * C, as the CPU backend
-    launch_scale_matrix(c, m, n, ldc, beta, stream_);
+    launch_scale_matrix(c, m, n, ldc, beta, stream());
     return;
   }
   cublasComputeType_t compute = precision_ == Precision::Tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32
@@ -120,7 +159,7 @@ void CudaBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, con
                                                                 : CUBLAS_COMPUTE_32F;
   cublasOperation_t op_a = ta == Trans::T ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t op_b = tb == Trans::T ? CUBLAS_OP_T : CUBLAS_OP_N;
-  OWT_CUBLAS_CHECK(cublasGemmEx(cublas_, op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, a,
+  OWT_CUBLAS_CHECK(cublasGemmEx(cublas_.get(), op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, a,
                                 CUDA_R_32F, lda, &beta, c, CUDA_R_32F, ldc, compute,
                                 CUBLAS_GEMM_DEFAULT));
 }
@@ -129,18 +168,24 @@ void CudaBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, con
 
 void CudaBackend::conv2d_forward(const ConvGeom& g, const float* x, const float* w,
                                  const float* bias, float* y) {
+  wrote(y, sizeof(float) * g.n * g.k * g.oh * g.ow);
   conv_->forward(g, x, w, bias, y);
 }
 void CudaBackend::conv2d_backward_data(const ConvGeom& g, const float* dy, const float* w,
                                        float* dx) {
+  wrote(dx, sizeof(float) * g.n * g.c * g.h * g.w);
   conv_->backward_data(g, dy, w, dx);
 }
 void CudaBackend::conv2d_backward_filter(const ConvGeom& g, const float* x, const float* dy,
                                          float* dw, float* db) {
+  wrote(dw, sizeof(float) * g.k * g.c * g.kh * g.kw);
+  if (db) wrote(db, sizeof(float) * g.k);
   conv_->backward_filter(g, x, dy, dw, db);
 }
 
 // ---- the public functions of owt/backend/cuda.h --------------------------------------------
+// Inside the plugin these are the real ones (hidden, like everything but the entry points);
+// the program's own (src/backend/cuda_loader.cpp) reach them through owt_cuda_plugin_api.
 
 bool cuda_backend_built() { return true; }
 
@@ -177,3 +222,11 @@ void cuda_reset_peak_memory(Backend& backend) {
 }
 
 }  // namespace owt
+
+OWT_CUDA_PLUGIN_EXPORT const owt::CudaPluginApi* owt_cuda_plugin_api() {
+  static const owt::CudaPluginApi api{owt::kCudaPluginAbi,        OWT_CUDA_BUILD_ID,
+                                      &owt::make_cuda_backend,    &owt::cuda_stream_of,
+                                      &owt::cuda_device_of,       &owt::cuda_memory_stats,
+                                      &owt::cuda_reset_peak_memory};
+  return &api;
+}

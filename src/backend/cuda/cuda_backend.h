@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <type_traits>
 
 #include "cuda_allocator.h"
 #include "owt/backend/backend.h"
@@ -22,9 +23,25 @@ const char* precision_name(Precision p);
 
 class CudaConv;
 
+// Owning handles: whatever the constructor made is released if a later step throws.
+struct StreamDeleter {
+  void operator()(cudaStream_t s) const { cudaStreamDestroy(s); }
+};
+struct CublasDeleter {
+  void operator()(cublasHandle_t h) const { cublasDestroy(h); }
+};
+struct CudnnDeleter {
+  void operator()(cudnnHandle_t h) const { cudnnDestroy(h); }
+};
+using StreamHandle = std::unique_ptr<std::remove_pointer_t<cudaStream_t>, StreamDeleter>;
+using CublasHandle = std::unique_ptr<std::remove_pointer_t<cublasHandle_t>, CublasDeleter>;
+using CudnnHandle = std::unique_ptr<std::remove_pointer_t<cudnnHandle_t>, CudnnDeleter>;
+
 class CudaBackend final : public Backend {
  public:
-  // Makes `device` current for the calling thread, which then drives the backend.
+  // Makes `device` current for the calling thread, which then drives the backend (CUDA keeps
+  // the current device per thread; the allocator sets its own device around every driver
+  // call, so memory always lands on `device`).
   CudaBackend(int device, Precision precision);
   ~CudaBackend() override;
 
@@ -33,8 +50,8 @@ class CudaBackend final : public Backend {
 
   int device_index() const { return device_; }
   Precision precision() const { return precision_; }
-  cudaStream_t stream() const { return stream_; }
-  cudnnHandle_t cudnn() const { return cudnn_; }
+  cudaStream_t stream() const { return stream_.get(); }
+  cudnnHandle_t cudnn() const { return cudnn_.get(); }
   DeviceAllocator& allocator() { return *alloc_; }
 
   // memory (cuda_backend.cpp)
@@ -89,12 +106,18 @@ class CudaBackend final : public Backend {
   void sgd_update(const SgdStep& step, float* w, const float* g, float* v, size_t n) override;
 
  private:
+  // Every op that writes device memory reports the range here, so that bf16 copies the
+  // convolutions keep of that memory are dropped (CudaConv's operand cache, cuda_conv.h).
+  void wrote(const void* p, size_t bytes);
+
   int device_;
   Precision precision_;
-  cudaStream_t stream_ = nullptr;
-  cublasHandle_t cublas_ = nullptr;
-  cudnnHandle_t cudnn_ = nullptr;
+  // Declared in creation order; destroyed in reverse (conv's buffers go back to the allocator
+  // before it may die, handles before their stream).
   std::shared_ptr<DeviceAllocator> alloc_;
+  StreamHandle stream_;
+  CublasHandle cublas_;
+  CudnnHandle cudnn_;
   PinnedStaging staging_;
   std::unique_ptr<CudaConv> conv_;
 };
@@ -110,8 +133,11 @@ void launch_bf16_accumulate(const void* in, float* out, size_t n, cudaStream_t s
 // y (N, K, P) += bias[k]
 void launch_add_channel_bias(float* y, const float* bias, int n, int k, int64_t p,
                              cudaStream_t stream);
-// db (K) += sum over n, p of dy (N, K, P)
-void launch_channel_sums(const float* dy, float* db, int n, int k, int64_t p,
+// db (K) += sum over n, p of dy (N, K, P). Two passes, each in a fixed order (deterministic):
+// channel_sums_parts(...) blocks per channel write partial sums into `parts` (device scratch
+// of channel_sums_parts(n, p) * k floats), then one warp per channel adds them up.
+int channel_sums_parts(int n, int64_t p);
+void launch_channel_sums(const float* dy, float* db, int n, int k, int64_t p, float* parts,
                          cudaStream_t stream);
 // c (m, n, row stride ldc) *= beta
 void launch_scale_matrix(float* c, int m, int n, int ldc, float beta, cudaStream_t stream);

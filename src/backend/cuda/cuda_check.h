@@ -1,5 +1,5 @@
 // Checked CUDA, cuDNN and cuBLAS calls: on failure throw owt::Error naming the call, the file,
-// the line and the library's own error string (DESIGN §5). Internal to src/backend/cuda;
+// the line and the library's own error string (docs/ARCHITECTURE.md, "Conventions"). Internal to src/backend/cuda;
 // comm/nccl has its own NCCL check beside it.
 #pragma once
 #include <cublas_v2.h>

@@ -3,6 +3,7 @@
 // very source the CPU backend runs in its OpenMP loops; only the loops differ.
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cfloat>
 
 #include "cuda_backend.h"
@@ -144,23 +145,41 @@ __global__ void bf16_accumulate_kernel(const __nv_bfloat16* in, float* out, size
 __global__ void add_channel_bias_kernel(float* y, const float* bias, int k, int64_t p, size_t n) {
   OWT_GRID_LOOP(i, n) y[i] += bias[(i / p) % k];
 }
-// One block per channel k: db[k] += sum over images and positions of dy (N, K, P).
-__global__ void channel_sums_kernel(const float* dy, float* db, int n, int k, int64_t p) {
+// db[k] += sum over images and positions of dy (N, K, P), in two deterministic passes. Pass 1:
+// grid (K, S); block (k, s) sums part s of channel k's N*P elements (a contiguous range of
+// the flattened (image, position) index, so each warp reads consecutive addresses) into
+// parts[k * S + s]. Pass 2: one warp per channel adds its S parts in a fixed order.
+__device__ float block_sum(float s) {
   __shared__ float part[kThreads / 32];
-  const int ch = blockIdx.x;
-  float s = 0.f;
-  for (int img = 0; img < n; ++img) {
-    const float* d = dy + (static_cast<int64_t>(img) * k + ch) * p;
-    for (int64_t i = threadIdx.x; i < p; i += blockDim.x) s += d[i];
-  }
   s = warp_sum(s);
   if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = s;
   __syncthreads();
-  if (threadIdx.x == 0) {
-    float t = 0.f;
+  float t = 0.f;
+  if (threadIdx.x == 0)
     for (int j = 0; j < kThreads / 32; ++j) t += part[j];
-    db[ch] += t;
+  return t;  // meaningful in thread 0
+}
+
+__global__ void channel_parts_kernel(const float* dy, float* parts, int k, int64_t p,
+                                     int64_t per_part, int64_t total) {
+  const int ch = blockIdx.x, part = blockIdx.y;
+  const int64_t begin = part * per_part, end = min(total, begin + per_part);
+  float s = 0.f;
+  for (int64_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
+    const int64_t img = j / p, pos = j - img * p;
+    s += dy[(img * k + ch) * p + pos];
   }
+  s = block_sum(s);
+  if (threadIdx.x == 0) parts[static_cast<int64_t>(ch) * gridDim.y + part] = s;
+}
+
+__global__ void channel_finish_kernel(const float* parts, int num_parts, float* db, int k) {
+  const int ch = blockIdx.x * kRowsPerBlock + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (ch >= k) return;
+  float s = 0.f;
+  for (int j = lane; j < num_parts; j += 32) s += parts[static_cast<int64_t>(ch) * num_parts + j];
+  s = warp_sum(s);
+  if (lane == 0) db[ch] += s;
 }
 
 }  // namespace
@@ -169,52 +188,60 @@ __global__ void channel_sums_kernel(const float* dy, float* db, int n, int k, in
 
 void CudaBackend::fill(float* x, size_t n, float value) {
   if (n == 0) return;
-  fill_kernel<<<grid_for(n), kThreads, 0, stream_>>>(x, n, value);
+  wrote(x, n * sizeof(float));
+  fill_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x, n, value);
   OWT_CUDA_CHECK_LAUNCH(fill_kernel);
 }
 
 void CudaBackend::scale(float* x, size_t n, float alpha) {
   if (n == 0) return;
-  scale_kernel<<<grid_for(n), kThreads, 0, stream_>>>(x, n, alpha);
+  wrote(x, n * sizeof(float));
+  scale_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x, n, alpha);
   OWT_CUDA_CHECK_LAUNCH(scale_kernel);
 }
 
 void CudaBackend::axpy(float alpha, const float* x, float* y, size_t n) {
   if (n == 0) return;
-  axpy_kernel<<<grid_for(n), kThreads, 0, stream_>>>(alpha, x, y, n);
+  wrote(y, n * sizeof(float));
+  axpy_kernel<<<grid_for(n), kThreads, 0, stream()>>>(alpha, x, y, n);
   OWT_CUDA_CHECK_LAUNCH(axpy_kernel);
 }
 
 void CudaBackend::add_row_vector(float* y, const float* v, int rows, int cols) {
   size_t n = static_cast<size_t>(rows) * cols;
   if (rows <= 0 || cols <= 0) return;
-  add_row_vector_kernel<<<grid_for(n), kThreads, 0, stream_>>>(y, v, cols, n);
+  wrote(y, n * sizeof(float));
+  add_row_vector_kernel<<<grid_for(n), kThreads, 0, stream()>>>(y, v, cols, n);
   OWT_CUDA_CHECK_LAUNCH(add_row_vector_kernel);
 }
 
 void CudaBackend::sum_rows(const float* x, float* out, int rows, int cols) {
   if (rows <= 0 || cols <= 0) return;
-  sum_rows_kernel<<<(cols + 31) / 32, dim3(32, 8), 0, stream_>>>(x, out, rows, cols);
+  wrote(out, static_cast<size_t>(cols) * sizeof(float));
+  sum_rows_kernel<<<(cols + 31) / 32, dim3(32, 8), 0, stream()>>>(x, out, rows, cols);
   OWT_CUDA_CHECK_LAUNCH(sum_rows_kernel);
 }
 
 void CudaBackend::copy_columns(const float* src, int src_cols, int src_col0, float* dst,
                                int dst_cols, int dst_col0, int rows, int cols) {
   if (rows <= 0 || cols <= 0) return;
+  wrote(dst + dst_col0, (static_cast<size_t>(rows - 1) * dst_cols + cols) * sizeof(float));
   OWT_CUDA_CHECK(cudaMemcpy2DAsync(dst + dst_col0, sizeof(float) * dst_cols, src + src_col0,
                                    sizeof(float) * src_cols, sizeof(float) * cols, rows,
-                                   cudaMemcpyDeviceToDevice, stream_));
+                                   cudaMemcpyDeviceToDevice, stream()));
 }
 
 void CudaBackend::relu_forward(const float* x, float* y, size_t n) {
   if (n == 0) return;
-  relu_forward_kernel<<<grid_for(n), kThreads, 0, stream_>>>(x, y, n);
+  wrote(y, n * sizeof(float));
+  relu_forward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(x, y, n);
   OWT_CUDA_CHECK_LAUNCH(relu_forward_kernel);
 }
 
 void CudaBackend::relu_backward(const float* y, const float* dy, float* dx, size_t n) {
   if (n == 0) return;
-  relu_backward_kernel<<<grid_for(n), kThreads, 0, stream_>>>(y, dy, dx, n);
+  wrote(dx, n * sizeof(float));
+  relu_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(y, dy, dx, n);
   OWT_CUDA_CHECK_LAUNCH(relu_backward_kernel);
 }
 
@@ -222,13 +249,15 @@ void CudaBackend::dropout_apply(const DropoutKey& key, const float* x, float* y,
                                 int cols) {
   size_t n = static_cast<size_t>(rows) * cols;
   if (rows <= 0 || cols <= 0) return;
-  dropout_kernel<<<grid_for(n), kThreads, 0, stream_>>>(key, x, y, cols, n);
+  wrote(y, n * sizeof(float));
+  dropout_kernel<<<grid_for(n), kThreads, 0, stream()>>>(key, x, y, cols, n);
   OWT_CUDA_CHECK_LAUNCH(dropout_kernel);
 }
 
 void CudaBackend::row_max(const float* logits, int rows, int cols, float* out) {
   if (rows <= 0) return;
-  row_max_kernel<<<(rows + kRowsPerBlock - 1) / kRowsPerBlock, kThreads, 0, stream_>>>(
+  wrote(out, static_cast<size_t>(rows) * sizeof(float));
+  row_max_kernel<<<(rows + kRowsPerBlock - 1) / kRowsPerBlock, kThreads, 0, stream()>>>(
       logits, rows, cols, out);
   OWT_CUDA_CHECK_LAUNCH(row_max_kernel);
 }
@@ -236,7 +265,8 @@ void CudaBackend::row_max(const float* logits, int rows, int cols, float* out) {
 void CudaBackend::row_sumexp(const float* logits, const float* row_max, int rows, int cols,
                              float* out) {
   if (rows <= 0) return;
-  row_sumexp_kernel<<<(rows + kRowsPerBlock - 1) / kRowsPerBlock, kThreads, 0, stream_>>>(
+  wrote(out, static_cast<size_t>(rows) * sizeof(float));
+  row_sumexp_kernel<<<(rows + kRowsPerBlock - 1) / kRowsPerBlock, kThreads, 0, stream()>>>(
       logits, row_max, rows, cols, out);
   OWT_CUDA_CHECK_LAUNCH(row_sumexp_kernel);
 }
@@ -244,7 +274,8 @@ void CudaBackend::row_sumexp(const float* logits, const float* row_max, int rows
 void CudaBackend::pick_target(const float* logits, const int32_t* labels, int rows, int cols,
                               int col0, float* out) {
   if (rows <= 0) return;
-  pick_target_kernel<<<(rows + kThreads - 1) / kThreads, kThreads, 0, stream_>>>(
+  wrote(out, static_cast<size_t>(rows) * sizeof(float));
+  pick_target_kernel<<<(rows + kThreads - 1) / kThreads, kThreads, 0, stream()>>>(
       logits, labels, rows, cols, col0, out);
   OWT_CUDA_CHECK_LAUNCH(pick_target_kernel);
 }
@@ -254,14 +285,17 @@ void CudaBackend::xent_backward(const float* logits, const float* row_max,
                                 int cols, int col0, float scale, float* dlogits) {
   size_t n = static_cast<size_t>(rows) * cols;
   if (rows <= 0 || cols <= 0) return;
-  xent_backward_kernel<<<grid_for(n), kThreads, 0, stream_>>>(logits, row_max, row_sumexp, labels,
+  wrote(dlogits, n * sizeof(float));
+  xent_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(logits, row_max, row_sumexp, labels,
                                                               cols, col0, scale, dlogits, n);
   OWT_CUDA_CHECK_LAUNCH(xent_backward_kernel);
 }
 
 void CudaBackend::sgd_update(const SgdStep& step, float* w, const float* g, float* v, size_t n) {
   if (n == 0) return;
-  sgd_kernel<<<grid_for(n), kThreads, 0, stream_>>>(step, w, g, v, n);
+  wrote(w, n * sizeof(float));
+  wrote(v, n * sizeof(float));
+  sgd_kernel<<<grid_for(n), kThreads, 0, stream()>>>(step, w, g, v, n);
   OWT_CUDA_CHECK_LAUNCH(sgd_kernel);
 }
 
@@ -297,10 +331,26 @@ void launch_add_channel_bias(float* y, const float* bias, int n, int k, int64_t 
   OWT_CUDA_CHECK_LAUNCH(add_channel_bias_kernel);
 }
 
-void launch_channel_sums(const float* dy, float* db, int n, int k, int64_t p, cudaStream_t stream) {
+// Enough parts that the grid fills the GPU (AlexNet conv1 at batch 128: 64 channels of
+// 387,200 elements -> 64 x 95 blocks), each part at least 4096 elements so pass 1 stays
+// bandwidth-bound; at most 256 parts so pass 2 is one short warp loop.
+int channel_sums_parts(int n, int64_t p) {
+  const int64_t total = int64_t{n} * p;
+  return static_cast<int>(std::clamp<int64_t>((total + 4095) / 4096, 1, 256));
+}
+
+void launch_channel_sums(const float* dy, float* db, int n, int k, int64_t p, float* parts,
+                         cudaStream_t stream) {
   if (k <= 0) return;
-  channel_sums_kernel<<<k, kThreads, 0, stream>>>(dy, db, n, k, p);
-  OWT_CUDA_CHECK_LAUNCH(channel_sums_kernel);
+  const int64_t total = int64_t{n} * p;
+  const int num_parts = channel_sums_parts(n, p);
+  const int64_t per_part = (total + num_parts - 1) / num_parts;
+  channel_parts_kernel<<<dim3(k, num_parts), kThreads, 0, stream>>>(dy, parts, k, p, per_part,
+                                                                    total);
+  OWT_CUDA_CHECK_LAUNCH(channel_parts_kernel);
+  channel_finish_kernel<<<(k + kRowsPerBlock - 1) / kRowsPerBlock, kThreads, 0, stream>>>(
+      parts, num_parts, db, k);
+  OWT_CUDA_CHECK_LAUNCH(channel_finish_kernel);
 }
 
 void launch_scale_matrix(float* c, int m, int n, int ldc, float beta, cudaStream_t stream) {

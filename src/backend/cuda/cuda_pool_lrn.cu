@@ -165,7 +165,9 @@ size_t lrn_elements(const LrnGeom& g) { return static_cast<size_t>(g.n) * g.c * 
 void CudaBackend::maxpool_forward(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
   size_t n = pool_outputs(g);
   if (n == 0) return;
-  maxpool_forward_kernel<<<grid_for(n), kThreads, 0, stream_>>>(g, x, y, argmax, n);
+  wrote(y, n * sizeof(float));
+  wrote(argmax, n * sizeof(int32_t));
+  maxpool_forward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(g, x, y, argmax, n);
   OWT_CUDA_CHECK_LAUNCH(maxpool_forward_kernel);
 }
 
@@ -173,28 +175,33 @@ void CudaBackend::maxpool_backward(const PoolGeom& g, const float* dy, const int
                                    float* dx) {
   size_t n = pool_inputs(g);
   if (n == 0) return;
-  maxpool_backward_kernel<<<grid_for(n), kThreads, 0, stream_>>>(g, dy, argmax, dx, n);
+  wrote(dx, n * sizeof(float));
+  maxpool_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(g, dy, argmax, dx, n);
   OWT_CUDA_CHECK_LAUNCH(maxpool_backward_kernel);
 }
 
 void CudaBackend::avgpool_forward(const PoolGeom& g, const float* x, float* y) {
   size_t n = pool_outputs(g);
   if (n == 0) return;
-  avgpool_forward_kernel<<<grid_for(n), kThreads, 0, stream_>>>(g, x, y, n);
+  wrote(y, n * sizeof(float));
+  avgpool_forward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(g, x, y, n);
   OWT_CUDA_CHECK_LAUNCH(avgpool_forward_kernel);
 }
 
 void CudaBackend::avgpool_backward(const PoolGeom& g, const float* dy, float* dx) {
   size_t n = pool_inputs(g);
   if (n == 0) return;
-  avgpool_backward_kernel<<<grid_for(n), kThreads, 0, stream_>>>(g, dy, dx, n);
+  wrote(dx, n * sizeof(float));
+  avgpool_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(g, dy, dx, n);
   OWT_CUDA_CHECK_LAUNCH(avgpool_backward_kernel);
 }
 
 void CudaBackend::lrn_forward(const LrnGeom& g, const float* x, float* scale, float* y) {
   size_t n = lrn_elements(g);
   if (n == 0) return;
-  lrn_forward_kernel<<<grid_for(n), kThreads, 0, stream_>>>(g, x, scale, y, n);
+  wrote(scale, n * sizeof(float));
+  wrote(y, n * sizeof(float));
+  lrn_forward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(g, x, scale, y, n);
   OWT_CUDA_CHECK_LAUNCH(lrn_forward_kernel);
 }
 
@@ -202,7 +209,8 @@ void CudaBackend::lrn_backward(const LrnGeom& g, const float* x, const float* y,
                                const float* scale, const float* dy, float* dx) {
   size_t n = lrn_elements(g);
   if (n == 0) return;
-  lrn_backward_kernel<<<grid_for(n), kThreads, 0, stream_>>>(g, x, y, scale, dy, dx, n);
+  wrote(dx, n * sizeof(float));
+  lrn_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(g, x, y, scale, dy, dx, n);
   OWT_CUDA_CHECK_LAUNCH(lrn_backward_kernel);
 }
 

@@ -1,9 +1,7 @@
 // The NCCL communicator (see include/owt/comm/nccl_communicator.h): collectives on a private
 // comm stream ordered against the backend's compute stream with events, host buffers handed to
-// the MPI world communicator, element counting as the MPI communicator's.
-// The guard keeps a build without CUDA or MPI from compiling this file when a recursive glob
-// picks it up.
-#if defined(OWT_HAVE_CUDA) && defined(OWT_HAVE_MPI)
+// the world communicator, element counting as the MPI communicator's. Compiled into the CUDA
+// plugin (cmake/cuda.cmake), which exports owt_nccl_communicator_new (nccl_entry.h).
 #include "owt/comm/nccl_communicator.h"
 
 #include <cuda_runtime.h>
@@ -13,6 +11,7 @@
 #include <cstring>
 #include <exception>
 
+#include "nccl_entry.h"
 #include "owt/backend/cuda.h"
 #include "owt/core/error.h"
 
@@ -261,9 +260,14 @@ class NcclCommunicator : public Communicator {
 
 }  // namespace
 
+// Inside the plugin: the real one (hidden); the program's forwards here (make_communicator.cpp).
 std::unique_ptr<Communicator> make_nccl_communicator(Communicator& world, Backend& backend) {
   return std::make_unique<NcclCommunicator>(world, backend);
 }
 
 }  // namespace owt
-#endif  // OWT_HAVE_CUDA && OWT_HAVE_MPI
+
+extern "C" __attribute__((visibility("default"))) owt::Communicator* owt_nccl_communicator_new(
+    owt::Communicator& world, owt::Backend& backend) {
+  return owt::make_nccl_communicator(world, backend).release();
+}
