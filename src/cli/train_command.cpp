@@ -1,11 +1,41 @@
 // `owt train MODEL.yaml [flags]`: flags override the model file; with mpirun -np K, K workers.
 #include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <string>
 
 #include "commands.h"
 #include "owt/train/metrics.h"
 #include "owt/train/trainer.h"
 
 namespace owt {
+namespace {
+
+// This process's command line as a shell would take it back (/proc/self/cmdline; under mpirun,
+// the command each rank runs): for the run's TensorBoard text summary.
+std::string command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  const std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string out, arg;
+  auto quote = [](const std::string& a) {
+    const char* plain = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./=:,@%+-";
+    if (!a.empty() && a.find_first_not_of(plain) == std::string::npos) return a;
+    std::string q = "'";
+    for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+  };
+  for (char c : raw) {
+    if (c != '\0') {
+      arg += c;
+      continue;
+    }
+    out += (out.empty() ? "" : " ") + quote(arg);
+    arg.clear();
+  }
+  return out;
+}
+
+}  // namespace
 
 void add_train_command(CLI::App& app, CommandRunner& run) {
   struct Args {
@@ -52,6 +82,7 @@ void add_train_command(CLI::App& app, CommandRunner& run) {
       Backend* backend = setup.backend.get();
       Communicator& comm = *setup.comm;
       TrainOptions opt = args->opt;
+      opt.command_line = command_line();
       opt.mode = args->parallel == "dp" ? ParallelMode::DataOnly : ParallelMode::Owt;
       TrainSummary s = train(cfg, opt, *backend, comm);
       if (comm.rank() == 0) {

@@ -55,37 +55,16 @@ class SoftmaxXentLayer : public LossLayer {
 
   void count_correct(RunContext& ctx, const Tensor& logits, const int32_t* labels, int64_t* top1,
                      int64_t* top5) override {
-    int rows = static_cast<int>(logits.size(0)), k = static_cast<int>(std::min<int64_t>(5, classes_));
-    std::vector<float> host(static_cast<size_t>(rows) * cols_);
-    ctx.backend.to_host(logits.f32(), host.data(), host.size() * sizeof(float));
-    // Each worker's k best (value, class) per row, packed as floats: (rows, k, 2).
-    int kl = static_cast<int>(std::min<int64_t>(k, cols_));
-    std::vector<float> mine(static_cast<size_t>(rows) * k * 2, -INFINITY);
-    std::vector<int> idx(cols_);
-    for (int r = 0; r < rows; ++r) {
-      const float* row = host.data() + static_cast<size_t>(r) * cols_;
-      for (int c = 0; c < cols_; ++c) idx[c] = c;
-      std::partial_sort(idx.begin(), idx.begin() + kl, idx.end(),
-                        [&](int a, int b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
-      for (int j = 0; j < kl; ++j) {
-        mine[(static_cast<size_t>(r) * k + j) * 2] = row[idx[j]];
-        mine[(static_cast<size_t>(r) * k + j) * 2 + 1] = static_cast<float>(col0_ + idx[j]);
-      }
-    }
-    std::vector<float> all = mine;
-    int K = sharded() ? placement().workers : 1;
-    if (K > 1) {
-      all.resize(mine.size() * K);
-      ctx.comm.all_gather(mine.data(), all.data(), std::vector<size_t>(K, mine.size()));
-    }
+    const int rows = static_cast<int>(logits.size(0)), k = static_cast<int>(std::min<int64_t>(5, classes_));
+    const Candidates all = best_candidates(ctx, logits, k);
     for (int r = 0; r < rows; ++r) {
       // The label's rank among all candidates of the row: count strictly better candidates.
       float label_value = -INFINITY;
       bool found = false;
       std::vector<std::pair<float, float>> cand;
-      for (int w = 0; w < K; ++w)
+      for (int w = 0; w < all.workers; ++w)
         for (int j = 0; j < k; ++j) {
-          const float* p = all.data() + ((static_cast<size_t>(w) * rows + r) * k + j) * 2;
+          const float* p = all.at(w, r, j);
           if (p[0] == -INFINITY) continue;
           cand.emplace_back(p[0], p[1]);
           if (static_cast<int32_t>(p[1]) == labels[r]) label_value = p[0], found = true;
@@ -99,8 +78,66 @@ class SoftmaxXentLayer : public LossLayer {
     }
   }
 
+  void predict(RunContext& ctx, const Tensor& logits, int32_t* classes) override {
+    const int rows = static_cast<int>(logits.size(0));
+    const Candidates all = best_candidates(ctx, logits, 1);
+    for (int r = 0; r < rows; ++r) {
+      // Each worker's best; the best of those, ties to the lower class (as count_correct).
+      float best = -INFINITY, best_class = 0;
+      bool any = false;
+      for (int w = 0; w < all.workers; ++w) {
+        const float* p = all.at(w, r, 0);
+        if (p[1] == -INFINITY) continue;  // a shard without classes
+        if (!any || p[0] > best || (p[0] == best && p[1] < best_class)) best = p[0], best_class = p[1];
+        any = true;
+      }
+      classes[r] = static_cast<int32_t>(best_class);
+    }
+  }
+
  private:
   bool sharded() const { return placement().input.is_feature_shard() && placement().workers > 1; }
+
+  // Every worker's k best (value, class) per row, packed as floats (workers, rows, k, 2);
+  // -inf pads a shard with fewer than k classes.
+  struct Candidates {
+    std::vector<float> packed;
+    int workers = 1, rows = 0, k = 0;
+    const float* at(int w, int r, int j) const {
+      return packed.data() + ((static_cast<size_t>(w) * rows + r) * k + j) * 2;
+    }
+  };
+
+  // This worker's k best per row, all-gathered over the class shards.
+  Candidates best_candidates(RunContext& ctx, const Tensor& logits, int k) {
+    const int rows = static_cast<int>(logits.size(0));
+    std::vector<float> host(static_cast<size_t>(rows) * cols_);
+    ctx.backend.to_host(logits.f32(), host.data(), host.size() * sizeof(float));
+    const int kl = static_cast<int>(std::min<int64_t>(k, cols_));
+    std::vector<float> mine(static_cast<size_t>(rows) * k * 2, -INFINITY);
+    std::vector<int> idx(cols_);
+    for (int r = 0; r < rows; ++r) {
+      const float* row = host.data() + static_cast<size_t>(r) * cols_;
+      for (int c = 0; c < cols_; ++c) idx[c] = c;
+      std::partial_sort(idx.begin(), idx.begin() + kl, idx.end(),
+                        [&](int a, int b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+      for (int j = 0; j < kl; ++j) {
+        mine[(static_cast<size_t>(r) * k + j) * 2] = row[idx[j]];
+        mine[(static_cast<size_t>(r) * k + j) * 2 + 1] = static_cast<float>(col0_ + idx[j]);
+      }
+    }
+    Candidates out;
+    out.rows = rows;
+    out.k = k;
+    out.workers = sharded() ? placement().workers : 1;
+    if (out.workers == 1) {
+      out.packed = std::move(mine);
+      return out;
+    }
+    out.packed.resize(mine.size() * out.workers);
+    ctx.comm.all_gather(mine.data(), out.packed.data(), std::vector<size_t>(out.workers, mine.size()));
+    return out;
+  }
 
   // Leaves the global row max, row sum-exp (device and host) and target logit (host).
   void reduce_rows(RunContext& ctx, const Tensor& logits, const Tensor& labels) {

@@ -8,12 +8,14 @@
 
 #include "owt/core/error.h"
 #include "owt/core/safetensors.h"
+#include "owt/train/metrics.h"
 
 namespace owt {
 namespace {
 
 const char* kStatePrefix = "optim.";
 const char* kStateSuffix = ".momentum_buffer";
+const double kCheckpointProgressBytes = 1024.0 * 1024 * 1024;  // a bar above 1 GiB
 
 // A tensor viewed around its sharded axis: (outer, axis, inner).
 struct AxisView {
@@ -72,15 +74,24 @@ void upload_shard(const Param& p, const std::vector<float>& whole, const Tensor&
 
 void save_checkpoint(const std::string& path, const ParamStore& store, const CheckpointMeta& meta,
                      Backend& backend, Communicator& comm) {
+  // Weights and momentum, 4 bytes each: a bar for files over 1 GiB.
+  double bytes = 0;
+  for (const Param* p : store.params()) bytes += 2.0 * 4 * p->full_shape.numel();
+  ProgressBar bar(cat("saving ", std::filesystem::path(path).filename().string()), bytes,
+                  meta.progress && comm.rank() == 0 && bytes > kCheckpointProgressBytes,
+                  ProgressBar::Units::Bytes, 0);
   StFile file;
+  double gathered = 0;
   for (const Param* p : store.params()) {
     std::vector<float> value = gather_whole(*p, p->value, backend, comm);
     std::vector<float> state = gather_whole(*p, p->state, backend, comm);
     file.tensors.push_back(st_f32(p->name, p->full_shape.dims(), value.data()));
     file.tensors.push_back(
         st_f32(kStatePrefix + p->name + kStateSuffix, p->full_shape.dims(), state.data()));
+    bar.update(gathered += 2.0 * 4 * p->full_shape.numel());
   }
   if (comm.rank() != 0) return;
+  bar.status(cat("writing ", format_bytes(bytes), " to ", path));
   file.metadata = {{"format", "owt-checkpoint-1"},
                    {"owt_version", OWT_VERSION},
                    {"model_name", meta.cfg.name},

@@ -1,9 +1,11 @@
 // MetricsLog writes JSON lines; ProgressLine redraws one terminal line per epoch (or prints
-// only the epoch summary when stderr is not a terminal, e.g. under CI or mpirun).
+// only the epoch summary when stderr is not a terminal, e.g. under CI or mpirun); ProgressBar
+// does the same for other long work, and only once it has taken a moment.
 #include "owt/train/metrics.h"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "owt/core/error.h"
@@ -51,6 +53,15 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
+std::string format_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : bytes < 10 ? "%.2f %s" : "%.1f %s", bytes, units[u]);
+  return buf;
+}
+
 std::string fixed(double value, int digits) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", digits, value);
@@ -89,6 +100,50 @@ void ProgressLine::finish_epoch(const std::string& summary) {
   if (live_) std::fprintf(stderr, "\r\033[K");
   std::fprintf(stderr, "%s\n", summary.c_str());
   std::fflush(stderr);
+}
+
+bool progress_is_live(bool enabled) { return enabled && isatty(STDERR_FILENO); }
+
+ProgressBar::ProgressBar(std::string what, double total, bool live, Units units, double delay_s,
+                         std::FILE* out)
+    : what_(std::move(what)), total_(total), live_(live), units_(units), delay_s_(delay_s), out_(out),
+      start_(std::chrono::steady_clock::now()), last_print_(start_) {}
+
+ProgressBar::~ProgressBar() { finish(); }
+
+void ProgressBar::update(double done) {
+  if (!live_) return;
+  const auto now = std::chrono::steady_clock::now();
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  if (elapsed < delay_s_) return;
+  if (drawn_ && now - last_print_ < std::chrono::milliseconds(200) && done < total_) return;
+  last_print_ = now;
+  const double frac = total_ > 0 ? std::min(1.0, done / total_) : 1.0;
+  std::string bar(static_cast<size_t>(frac * 24), '#');
+  bar.resize(24, '.');
+  const std::string amount =
+      units_ == Units::Bytes ? cat(format_bytes(done), " of ", format_bytes(total_))
+                             : cat(static_cast<long long>(done), "/", static_cast<long long>(total_));
+  const double eta = frac > 0 ? elapsed * (1 - frac) / frac : 0;
+  std::fprintf(out_, "\r%s [%s] %3.0f%%  %s  ETA %s  ", what_.c_str(), bar.c_str(), 100 * frac,
+               amount.c_str(), format_duration(eta).c_str());
+  std::fflush(out_);
+  drawn_ = true;
+}
+
+void ProgressBar::status(const std::string& text) {
+  if (!live_ || std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count() < delay_s_)
+    return;
+  std::fprintf(out_, "\r\033[K%s: %s", what_.c_str(), text.c_str());
+  std::fflush(out_);
+  drawn_ = true;
+}
+
+void ProgressBar::finish() {
+  if (!drawn_) return;
+  std::fprintf(out_, "\r\033[K");
+  std::fflush(out_);
+  drawn_ = false;
 }
 
 }  // namespace owt

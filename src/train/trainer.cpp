@@ -1,5 +1,6 @@
 // The training loop of one worker: checks data against the model, builds the model, then runs
-// epochs of steps with evaluation, metrics, progress and checkpoints.
+// epochs of steps with evaluation, metrics (JSON lines and TensorBoard events), progress and
+// checkpoints.
 #include "owt/train/trainer.h"
 
 #include <chrono>
@@ -13,6 +14,7 @@
 #include "owt/train/checkpoint.h"
 #include "owt/train/data_split.h"
 #include "owt/train/evaluate.h"
+#include "owt/train/event_file.h"
 #include "owt/train/metrics.h"
 #include "owt/train/model.h"
 #include "owt/train/optimizer.h"
@@ -76,6 +78,20 @@ std::string resolved_config_text(const ModelConfig& cfg) {
   YAML::Emitter out;
   out << doc;
   return std::string(out.c_str()) + "\n";
+}
+
+// Text as a markdown code block (four spaces before every line), so TensorBoard's Text tab
+// keeps its lines and indentation.
+std::string markdown_code(const std::string& text) {
+  std::string out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    out += cat(out.empty() ? "" : "\n", "    ", text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
 }
 
 }  // namespace
@@ -150,6 +166,29 @@ class Run {
     std::filesystem::create_directories(summary_.run_dir + "/checkpoints");
     std::ofstream(summary_.run_dir + "/config.yaml") << resolved_config_text(cfg_);
     metrics_.emplace(summary_.run_dir + "/metrics.jsonl");
+    // A new event file per run, also when resuming (steps continue from the checkpoint's).
+    events_.emplace(summary_.run_dir);
+    events_->add_text("model_file", step_, markdown_code(cat("# ", cfg_.file, "\n", cfg_.text)));
+    events_->add_text("config", step_, markdown_code(resolved_config_text(cfg_)));
+    events_->add_text("command_line", step_,
+                      markdown_code(cat(opt_.command_line.empty() ? "owt train" : opt_.command_line,
+                                        "\n# ", comm_.size(), " worker", comm_.size() > 1 ? "s" : "")));
+    events_->flush();
+  }
+
+  // The epoch's records as TensorBoard scalars, keyed by the global step; flushed so that a
+  // TensorBoard watching the run directory shows the run as it goes.
+  void write_events(const MetricsRecord& tr, const MetricsRecord& ev) {
+    events_->add_scalar("train/loss", tr.step, tr.loss);
+    events_->add_scalar("train/top1", tr.step, tr.top1);
+    events_->add_scalar("train/lr", tr.step, tr.lr);
+    events_->add_scalar("train/images_per_s", tr.step, tr.images_per_s);
+    events_->add_scalar("train/data_wait_s", tr.step, tr.data_wait_s);
+    events_->add_scalar("train/comm_bytes", tr.step, static_cast<double>(tr.comm_bytes));
+    events_->add_scalar("eval/loss", ev.step, ev.loss);
+    events_->add_scalar("eval/top1", ev.step, ev.top1);
+    events_->add_scalar("eval/top5", ev.step, ev.top5);
+    events_->flush();
   }
 
   // The steps of one epoch (from the resumed step on), then evaluation, records, checkpoints.
@@ -173,9 +212,8 @@ class Run {
       progress_.update(i + 1 - first, seen.loss_sum / seen.rows,
                        static_cast<double>(seen.top1) / seen.rows, seen.rows / seconds);
       if (opt_.save_every > 0 && (step_ + 1) % opt_.save_every == 0)
-        save_step_checkpoint(summary_.run_dir, model_->store(),
-                             CheckpointMeta{cfg_, step_ + 1, epoch, false, class_names_}, backend_,
-                             comm_, opt_.keep_checkpoints);
+        save_step_checkpoint(summary_.run_dir, model_->store(), meta(step_ + 1, epoch, false),
+                             backend_, comm_, opt_.keep_checkpoints);
     }
     train_seconds_ += seconds;
     summary_.steps = step_;
@@ -186,14 +224,14 @@ class Run {
     if (metrics_) {
       metrics_->write(tr);
       metrics_->write(ev);
+      write_events(tr, ev);
     }
     const bool best = ev.top1 > summary_.best_top1;
     summary_.best_top1 = std::max(summary_.best_top1, ev.top1);
     summary_.final_top1 = ev.top1;
     summary_.final_top5 = ev.top5;
     summary_.final_loss = ev.loss;
-    save_run_checkpoints(summary_.run_dir, model_->store(),
-                         CheckpointMeta{cfg_, step_, epoch, best, class_names_}, backend_, comm_);
+    save_run_checkpoints(summary_.run_dir, model_->store(), meta(step_, epoch, best), backend_, comm_);
     progress_.finish_epoch(epoch_summary(epoch, tr, ev, seconds));
   }
 
@@ -212,6 +250,12 @@ class Run {
     backend_.from_host(x_host_.data(), x_dev_.f32(), x_host_.size() * sizeof(float));
     backend_.from_host(labels_host_.data(), labels_dev_.i32(), B_ * sizeof(int32_t));
     return model_->train_step(x_dev_, labels_dev_, labels_host_.data(), split, step_, lr);
+  }
+
+  CheckpointMeta meta(int64_t step, int64_t epoch, bool best) const {
+    CheckpointMeta m{cfg_, step, epoch, best, class_names_};
+    m.progress = lead_ && progress_is_live(opt_.progress);
+    return m;
   }
 
   MetricsRecord train_record(int64_t epoch, const EvalCounts& seen, double seconds, double lr,
@@ -238,8 +282,10 @@ class Run {
   }
 
   MetricsRecord eval_record(int64_t epoch) {
-    const EvalCounts total = evaluate_dataset(model_->stepper(), *test_set_, *eval_loader_,
-                                              cfg_.net.input, b_, backend_, comm_);
+    EvalOptions eo;
+    eo.progress = lead_ && progress_is_live(opt_.progress);
+    const EvalCounts total =
+        evaluate_model(*model_, cfg_, *test_set_, {&*eval_loader_}, backend_, comm_, eo).counts;
     MetricsRecord r;
     r.kind = "eval";
     r.epoch = epoch;
@@ -276,6 +322,7 @@ class Run {
   std::optional<LrSchedule> schedule_;
   std::vector<std::string> class_names_;
   std::optional<MetricsLog> metrics_;
+  std::optional<EventFileWriter> events_;  // rank 0
   int64_t step_ = 0, total_steps_ = 0;
   double train_seconds_ = 0;
   TrainSummary summary_;

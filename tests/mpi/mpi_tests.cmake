@@ -21,8 +21,9 @@ endif()
 function(owt_add_mpi_gtest_executable target)
   add_executable(${target} ${ARGN} ${OWT_MPI_DIR}/comm_test_main.cpp)
   target_link_libraries(${target} PRIVATE owt_test_support GTest::gtest MPI::MPI_C)
+  owt_target_warnings(${target})
   # C API only: keep Open MPI / MPICH from pulling in their deprecated C++ bindings.
-  target_compile_definitions(${target} PRIVATE OWT_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
+  target_compile_definitions(${target} PRIVATE OWT_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
                              OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)
 endfunction()
 
@@ -52,6 +53,7 @@ owt_add_mpi_test(comm_mpi owt_comm_mpi_tests)
 # A failing rank ends every rank: expect a non-zero exit, the message, and no hang.
 add_executable(owt_abort_probe ${OWT_MPI_DIR}/abort_probe.cpp)
 target_link_libraries(owt_abort_probe PRIVATE owt_lib)
+owt_target_warnings(owt_abort_probe)
 foreach(k 2 3)
   math(EXPR last "${k} - 1")
   add_test(NAME comm_abort_np${k}
@@ -63,13 +65,14 @@ foreach(k 2 3)
                        ENVIRONMENT "${OWT_MPI_ENV}" PROCESSORS ${k})
 endforeach()
 
-# ---- the K-worker invariant (DESIGN §1) ------------------------------------------------
+# ---- the K-worker invariant (docs/ARCHITECTURE.md) -------------------------------------------------
 owt_add_mpi_gtest_executable(owt_invariant_tests ${OWT_MPI_DIR}/invariant_test.cpp)
 owt_add_mpi_test(invariant owt_invariant_tests TIMEOUT 120)
 
 # ---- mpirun around the owt binary: multi-worker CLI, failing ranks, resharding ----------
-add_executable(owt_cli_mpi_tests ${OWT_MPI_DIR}/cli_mpi_test.cpp)
+add_executable(owt_cli_mpi_tests ${OWT_MPI_DIR}/cli_mpi_test.cpp ${OWT_MPI_DIR}/confusion_mpi_test.cpp)
 target_link_libraries(owt_cli_mpi_tests PRIVATE owt_test_support GTest::gtest_main)
+owt_target_warnings(owt_cli_mpi_tests)
 target_compile_definitions(owt_cli_mpi_tests PRIVATE OWT_MPIEXEC="${MPIEXEC_EXECUTABLE}")
 add_dependencies(owt_cli_mpi_tests owt)
 gtest_discover_tests(owt_cli_mpi_tests PROPERTIES LABELS mpi DISCOVERY_TIMEOUT 60

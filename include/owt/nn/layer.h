@@ -105,6 +105,10 @@ class LossLayer : public Layer {
   // labels (rows) on the host; logits may be a class shard, the counts are global.
   virtual void count_correct(RunContext& ctx, const Tensor& logits, const int32_t* labels,
                              int64_t* top1, int64_t* top5) = 0;
+  // The predicted class of each row (rows): the arg-max of its logits, ties going to the lower
+  // class, as count_correct ranks them. logits may be a class shard; the classes are global and
+  // identical on every worker that holds the row.
+  virtual void predict(RunContext& ctx, const Tensor& logits, int32_t* classes) = 0;
   void forward(RunContext&, const Tensor&, Tensor&) override;
   void backward(RunContext&, const Tensor&, const Tensor&, const Tensor&, Tensor*) override;
 };

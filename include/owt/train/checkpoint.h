@@ -19,6 +19,7 @@ struct CheckpointMeta {
   int64_t step = 0, epoch = 0;
   bool best = false;                     // also write best.safetensors
   std::vector<std::string> class_names;  // saved for `owt predict`
+  bool progress = false;                 // rank 0 may draw a bar (files over 1 GiB; progress_is_live)
 };
 
 // The class names a checkpoint was trained with ("class_names" metadata, one per line), or

@@ -1,11 +1,14 @@
-// Evaluation over a whole data set split (loss, top-1, top-5), shared by `owt train` after every
-// epoch and by `owt eval`; and the helpers that lay a global batch out over the workers.
+// Evaluation over a whole data set split (loss, top-1, top-5; the confusion matrix and the
+// logits when asked), shared by `owt train` after every epoch and by `owt eval`; and the
+// helpers that lay a global batch out over the workers.
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "owt/data/loader.h"
 #include "owt/parallel/hybrid_step.h"
+#include "owt/train/model.h"
+#include "owt/train/model_config.h"
 
 namespace owt {
 
@@ -26,5 +29,29 @@ EvalCounts evaluate_dataset(HybridStep& stepper, const Dataset& data, BatchLoade
 EvalCounts evaluate_views(HybridStep& stepper, const Dataset& data,
                           const std::vector<BatchLoader*>& views, const Shape& input,
                           int64_t batch, Backend& backend, Communicator& comm);
+
+// What an evaluation collects besides the loss and hits.
+struct EvalOptions {
+  bool confusion = false;  // EvalResult::confusion
+  bool logits = false;     // EvalResult::logits
+  bool progress = false;   // a progress bar on stderr while it runs (pass progress_is_live())
+};
+
+struct EvalResult {
+  EvalCounts counts;
+  int64_t classes = 0;
+  // (classes, classes), row = true class, column = predicted class (the arg-max of the logits,
+  // ties to the lower class, over every class shard); identical on every worker.
+  std::vector<int64_t> confusion;
+  // (examples, classes) in the data set's order, whole on rank 0 only (empty elsewhere): the
+  // logits as the loss sees them (averaged over the views), gathered from every worker.
+  std::vector<float> logits;
+};
+
+// evaluate_views with the model's own network, at the model file's input, classes and
+// batch (per worker): the counts, and what `opt` asks for. Collective.
+EvalResult evaluate_model(Model& model, const ModelConfig& cfg, const Dataset& data,
+                          const std::vector<BatchLoader*>& views, Backend& backend,
+                          Communicator& comm, const EvalOptions& opt = {});
 
 }  // namespace owt

@@ -1,5 +1,6 @@
 // Run-directory outputs: metrics.jsonl (one JSON object per line, README "Training") and the live
-// per-epoch progress line (bar, loss, accuracy, images/s, ETA) on stderr.
+// per-epoch progress line (bar, loss, accuracy, images/s, ETA) on stderr; a progress bar for
+// other long work (evaluating a big set, writing a big checkpoint).
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -46,7 +47,41 @@ class ProgressLine {
   std::chrono::steady_clock::time_point start_, last_print_;
 };
 
+// Whether a progress display may redraw a line: it is `enabled` (no --no-progress) and stderr
+// is a terminal (not CI, a pipe or a log file).
+bool progress_is_live(bool enabled);
+
+// "what [########................]  37%  3712/10000  ETA 0:12" redrawn on one line (at most 5
+// times a second) for long work that is not an epoch. Draws only when `live`, and only once
+// the work has run `delay_s` seconds, so short work prints nothing; finish() (or the
+// destructor) clears the line it drew.
+class ProgressBar {
+ public:
+  enum class Units { Count, Bytes };  // "3712/10000" or "1.20/2.50 GiB"
+  ProgressBar(std::string what, double total, bool live, Units units = Units::Count,
+              double delay_s = 1.0, std::FILE* out = stderr);
+  ~ProgressBar();
+  ProgressBar(const ProgressBar&) = delete;
+  ProgressBar& operator=(const ProgressBar&) = delete;
+  void update(double done);
+  // Replaces the bar with "what: text" (a phase whose progress cannot be measured).
+  void status(const std::string& text);
+  void finish();
+  bool drawn() const { return drawn_; }
+
+ private:
+  std::string what_;
+  double total_;
+  bool live_;
+  Units units_;
+  double delay_s_;
+  std::FILE* out_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point start_, last_print_;
+};
+
 std::string format_duration(double seconds);  // m:ss or h:mm:ss
+std::string format_bytes(double bytes);        // "512 B", "3.4 MiB", "1.20 GiB"
 std::string fixed(double value, int digits);    // printf %.<digits>f
 
 }  // namespace owt

@@ -1,5 +1,6 @@
 // Trainer: the epoch loop — data, the hybrid step, optimizer and schedule, evaluation after
-// every epoch, metrics, progress and checkpoints. One per worker; rank 0 owns the run directory.
+// every epoch, metrics (metrics.jsonl and a TensorBoard event file), progress and checkpoints.
+// One per worker; rank 0 owns the run directory.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -29,6 +30,7 @@ struct TrainOptions {
   std::vector<std::string> renames;  // OLD=NEW for init_from
   bool strict = false;        // unreadable images are errors (overrides data.strict)
   bool progress = true;
+  std::string command_line;   // as typed (shell-quoted), for the run's TensorBoard text summary
 };
 
 struct TrainSummary {
