@@ -5,8 +5,14 @@
 """owt <-> PyTorch weight interchange.
 
   torch_interop.py to-torch   MODEL.yaml CKPT.safetensors OUT.pt [--module]
-  torch_interop.py from-torch MODEL.yaml WEIGHTS.pt OUT.safetensors
+  torch_interop.py from-torch MODEL.yaml WEIGHTS(.pt|.safetensors) OUT.safetensors
   torch_interop.py eval       MODEL.yaml WEIGHTS(.safetensors|.pt) [--data DIR] [--split test] [--json]
+  torch_interop.py to-onnx    MODEL.yaml CKPT.safetensors OUT.onnx [--opset 13]   (tools/onnx_export.py)
+
+Untrusted files run no code: .pt files are read with torch.load(weights_only=True), which
+accepts only tensors and plain containers (a state_dict) and refuses anything that would import
+or call code when unpickled; .safetensors files are plain JSON and bytes. A whole pickled
+nn.Module (to-torch --module) therefore cannot be read back: save model.state_dict().
 
 Run with Debian's /usr/bin/python3 (python3-torch, python3-yaml). Reusable functions:
 build_model(yaml_path), read_safetensors(path), write_safetensors(path, tensors, metadata),
@@ -17,6 +23,7 @@ import collections
 import gzip
 import json
 import os
+import pickle
 import re
 import struct
 import sys
@@ -40,6 +47,7 @@ _DTYPES = {
     "U8": torch.uint8, "BOOL": torch.bool,
 }
 _CODES = {v: k for k, v in _DTYPES.items()}
+_MAX_HEADER = 100_000_000  # bytes of JSON header, as the safetensors library and owt allow
 
 
 def read_safetensors(path):
@@ -55,6 +63,8 @@ def read_safetensors(path):
     if len(raw) < 8:
         raise InteropError(f"{path}: not a safetensors file ({len(raw)} bytes, too short for the header length)")
     (n,) = struct.unpack("<Q", raw[:8])
+    if n > _MAX_HEADER:
+        raise InteropError(f"{path}: not a safetensors file (header length {n} is more than {_MAX_HEADER})")
     if n > len(raw) - 8:
         raise InteropError(f"{path}: not a safetensors file (header length {n} exceeds the file size {len(raw)})")
     try:
@@ -65,6 +75,8 @@ def read_safetensors(path):
         raise InteropError(f"{path}: safetensors header is not a JSON object")
     data = memoryview(raw)[8 + n:]
     metadata = header.pop("__metadata__", {}) or {}
+    if not isinstance(metadata, dict):
+        raise InteropError(f"{path}: __metadata__ must be an object of strings")
     spans = []
     tensors = collections.OrderedDict()
     for name in sorted(header):
@@ -73,7 +85,11 @@ def read_safetensors(path):
             dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
         except (KeyError, TypeError, ValueError):
             raise InteropError(f"{path}: tensor '{name}': header entry needs dtype, shape and data_offsets")
-        if dtype not in _DTYPES:
+        def count(v):
+            return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        if not (isinstance(shape, list) and all(count(d) for d in shape) and count(begin) and count(end)):
+            raise InteropError(f"{path}: tensor '{name}': shape and data_offsets must be non-negative integers")
+        if not isinstance(dtype, str) or dtype not in _DTYPES:
             raise InteropError(f"{path}: tensor '{name}': unsupported dtype '{dtype}'")
         numel = 1
         for d in shape:
@@ -357,14 +373,42 @@ def _state_dict_of(obj, path):
                        f"or an nn.Module; found {type(obj).__name__}")
 
 
-def load_torch_weights(path):
+def _is_safetensors(path):
+    """By name, or by content: an 8-byte header length followed by a JSON object."""
+    if path.endswith(".safetensors"):
+        return True
     try:
-        obj = torch.load(path, map_location="cpu")
-    except FileNotFoundError:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def load_torch_weights(path):
+    """A state_dict (name -> tensor) from a .pt file or a .safetensors file, without running
+    any code from the file: torch.load(weights_only=True) refuses every pickled object that is
+    not a tensor or a plain container (an nn.Module, or anything whose unpickling would call a
+    function)."""
+    if not os.path.isfile(path):
         raise InteropError(f"{path}: no such file")
-    except Exception as e:  # torch.load raises many kinds on a bad file
-        raise InteropError(f"{path}: cannot load with torch.load ({type(e).__name__}: {e})")
-    sd = _state_dict_of(obj, path)
+    if _is_safetensors(path):
+        tensors, _ = read_safetensors(path)
+        # An owt checkpoint's optimizer state is not a weight.
+        sd = collections.OrderedDict((k, v) for k, v in tensors.items()
+                                     if not (k.startswith("optim.") and k.endswith(".momentum_buffer")))
+    else:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            detail = str(e).split("WeightsUnpickler error:")[-1].strip()
+            raise InteropError(
+                f"{path}: refused: it holds more than tensors and plain containers ({detail}); "
+                "owt loads .pt files with torch.load(weights_only=True) so that no code in them runs. "
+                "Save model.state_dict() with torch.save, or a .safetensors file, instead")
+        except Exception as e:  # torch.load raises many kinds on a bad file
+            raise InteropError(f"{path}: cannot load with torch.load ({type(e).__name__}: {e})")
+        sd = _state_dict_of(obj, path)
     return collections.OrderedDict((k[len("module."):] if k.startswith("module.") else k, v) for k, v in sd.items())
 
 
@@ -498,11 +542,9 @@ def _cmd_from_torch(a):
 
 def _cmd_eval(a):
     model = build_model(a.model)
-    if a.weights.endswith(".safetensors"):
-        load_owt_checkpoint(model, a.weights)
-    else:
-        tensors = torch_to_owt_tensors(model, load_torch_weights(a.weights), a.weights)
-        model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("optim.")})
+    # An owt checkpoint, another .safetensors file or a .pt state_dict: no code in it runs.
+    tensors = torch_to_owt_tensors(model, load_torch_weights(a.weights), a.weights)
+    model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("optim.")})
     data = a.data or (model.config.get("data") or {}).get("path")
     if not data:
         raise InteropError(f"{a.model}: no data set: give data.path in the model file or --data DIR")
@@ -514,6 +556,16 @@ def _cmd_eval(a):
               f"top-1 {100 * r['top1']:.2f}%, top-5 {100 * r['top5']:.2f}%")
 
 
+def _cmd_to_onnx(a):
+    import onnx_export  # tools/onnx_export.py
+    if a.opset < onnx_export.MIN_OPSET:
+        raise InteropError(f"--opset {a.opset}: owt exports with opset {onnx_export.MIN_OPSET} or newer")
+    model = load_owt_checkpoint(build_model(a.model), a.checkpoint)
+    names = read_safetensors(a.checkpoint)[1].get("class_names")
+    onnx_export.export_onnx(model, a.out, a.opset, names.split("\n") if names else None)
+    print(f"{a.out}: ONNX (opset {a.opset}, dynamic batch): input {list(model.input_shape)} -> logits [{model.classes}]")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="torch_interop.py", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -521,7 +573,7 @@ def main(argv=None):
     t.add_argument("model"), t.add_argument("checkpoint"), t.add_argument("out")
     t.add_argument("--module", action="store_true", help="save the whole nn.Module, not a state_dict")
     t.set_defaults(run=_cmd_to_torch)
-    f = sub.add_parser("from-torch", help="torch state_dict/module -> owt checkpoint")
+    f = sub.add_parser("from-torch", help="torch state_dict (.pt, or .safetensors) -> owt checkpoint")
     f.add_argument("model"), f.add_argument("weights"), f.add_argument("out")
     f.set_defaults(run=_cmd_from_torch)
     e = sub.add_parser("eval", help="evaluate weights with the torch model, as `owt eval`")
@@ -529,6 +581,10 @@ def main(argv=None):
     e.add_argument("--data"), e.add_argument("--split", default="test", choices=["train", "test"])
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=_cmd_eval)
+    o = sub.add_parser("to-onnx", help="owt checkpoint -> ONNX model (ONNX Runtime), dynamic batch")
+    o.add_argument("model"), o.add_argument("checkpoint"), o.add_argument("out")
+    o.add_argument("--opset", type=int, default=13, help="ONNX opset (13 or newer)")
+    o.set_defaults(run=_cmd_to_onnx)
     a = p.parse_args(argv)
     try:
         a.run(a)

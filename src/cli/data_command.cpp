@@ -17,13 +17,14 @@ int default_threads(int threads) {
 int run_check(const std::string& path, std::string format, int threads, bool strict) {
   if (format.empty()) format = detect_format(path);
   if (format.empty())
-    throw Error(cat(path, ": cannot tell the data set format (no IDX, CIFAR, packed index or "
-                    "train/val folder there); give --format"));
+    throw Error(cat(path, ": cannot tell the data set format (no IDX, CIFAR, packed index, "
+                    "train/val folder or class folders of images there); give --format"));
   std::printf("%s: format %s\n", path.c_str(), format.c_str());
   int64_t problems = 0;
   for (const std::string& split : dataset_splits(format, path)) {
     auto data = open_dataset(format, path, split, DatasetOptions{strict});
-    CheckReport r = check_dataset(*data, split, default_threads(threads));
+    // A folder of class folders is one split, shown as "all".
+    CheckReport r = check_dataset(*data, split == kWholeFolder ? "all" : split, default_threads(threads));
     std::fputs(format_report(r).c_str(), stdout);
     problems += static_cast<int64_t>(r.unreadable.size()) + r.skipped_at_open;
   }

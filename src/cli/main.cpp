@@ -7,6 +7,9 @@
 #include "owt/core/error.h"
 
 int main(int argc, char** argv) {
+  // stdout is line-buffered even into a pipe or a file (stderr is unbuffered), so a log that
+  // captures both (`owt train ... > log 2>&1`) reads in the order the lines were printed.
+  std::setvbuf(stdout, nullptr, _IOLBF, BUFSIZ);
   CLI::App app{"owt: trains image classifiers with hybrid data/model parallelism "
                "(Krizhevsky's one weird trick)."};
   app.require_subcommand(1);
@@ -29,6 +32,7 @@ int main(int argc, char** argv) {
     comm = owt::make_world_communicator();
     return run(*comm);
   } catch (const std::exception& e) {
+    std::fflush(stdout);  // what was printed before the error comes before it
     if (comm && comm->size() > 1) comm->abort_all(e.what(), 1);
     std::fprintf(stderr, "owt: error: %s\n", e.what());
     return 1;

@@ -1,5 +1,7 @@
 // `owt plan MODEL.yaml --workers K [--batch B] [--bandwidth GB/s] [--flops TFLOP/s] [--json]`:
 // per layer, elements each worker sends per step under data, model and owt's hybrid parallelism.
+// The model file needs only name, input, classes and layers (and parallel); --batch stands in
+// for solver.batch when the file has no solver.
 #include <cstdio>
 
 #include "commands.h"
@@ -29,7 +31,11 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
   cmd->callback([args, &run] {
     run = [args](Communicator& comm) {
       if (comm.rank() != 0) return 0;
-      ModelConfig cfg = load_model_config(args->model);
+      // The network is all a plan needs: data and solver may be absent (checked when present).
+      ModelConfig cfg = load_model_config(args->model, ModelParts::Network);
+      if (args->batch == 0 && !cfg.has_solver)
+        throw Error(cat(args->model, ": no solver section, so no solver.batch: give --batch B "
+                        "(examples per worker per step)"));
       const int64_t batch = args->batch > 0 ? args->batch : cfg.solver.batch;
       PlanReport r = plan_costs(cfg.net, args->workers, batch, args->bandwidth_gbs * 1e9,
                                 args->tflops * 1e12);

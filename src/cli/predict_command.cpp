@@ -1,5 +1,6 @@
 // `owt predict MODEL.yaml --checkpoint CKPT IMAGE...`: the top classes of each image file, with
-// their names and probabilities. Images go through the model's evaluation transform.
+// their names (the model file's data.class_names, else the checkpoint's) and probabilities.
+// Images go through the model's evaluation transform.
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -18,11 +19,9 @@ namespace {
 
 // The image file decoded to the model's channels: RGB, or grey (ITU-R BT.601 luma) for C = 1.
 Image read_image_file(const std::string& path, int64_t channels) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(cat(path, ": cannot open image"));
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   Image rgb;
   try {
+    const std::string bytes = read_encoded_image(path);
     decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), rgb);
   } catch (const BadExample& e) {
     throw Error(cat(path, ": ", e.what()));
@@ -64,7 +63,11 @@ void add_predict_command(CLI::App& app, CommandRunner& run) {
       auto comm = make_local_communicator();
       Model model(cfg, *backend, *comm, ParallelMode::Owt, ParamInit::FromCheckpoint);
       LoadedCheckpoint ck = load_checkpoint(args->checkpoint, model.store(), *backend, false);
-      const std::vector<std::string> names = checkpoint_class_names(ck.metadata, cfg.net.classes);
+      // The model file's data.class_names, else the names the checkpoint was trained with
+      // (its data set's, or "0", "1", ... for sets without names such as IDX).
+      const std::vector<std::string> names =
+          cfg.data.class_names.empty() ? checkpoint_class_names(ck.metadata, cfg.net.classes)
+                                       : cfg.data.class_names;
 
       // The evaluation transform; an image of another size is resized and centre-cropped.
       TransformSpec spec = cfg.data.eval;

@@ -2,10 +2,15 @@
 // loading that turns parser errors into the same "file:line:col: message" form.
 #include "owt/core/config_map.h"
 
+#include <sys/stat.h>
+#include <yaml-cpp/depthguard.h>
+
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
 #include "owt/core/error.h"
+#include "owt/core/limits.h"
 
 namespace owt {
 namespace {
@@ -60,6 +65,25 @@ int64_t ConfigMap::get_int(const std::string& key) {
     pos = 0;
   }
   if (pos == 0 || pos != s.size()) fail(key, cat("expected an integer, got '", s, "'"));
+  if (v > limits::kConfigInt || v < -limits::kConfigInt)
+    fail(key, cat(v, " is out of range (at most ", limits::kConfigInt, " in magnitude)"));
+  return v;
+}
+
+uint64_t ConfigMap::get_u64(const std::string& key, uint64_t fallback) {
+  used_.insert(key);
+  if (!has(key)) return fallback;
+  YAML::Node n = required(key);
+  const std::string s = n.IsScalar() ? n.Scalar() : "";
+  size_t pos = 0;
+  uint64_t v = 0;
+  try {
+    if (!s.empty() && s[0] >= '0' && s[0] <= '9') v = std::stoull(s, &pos);
+  } catch (...) {
+    pos = 0;
+  }
+  if (pos == 0 || pos != s.size())
+    fail(key, cat("expected an integer from 0 to 2^64 - 1, got ", scalar_text(n)));
   return v;
 }
 
@@ -80,6 +104,8 @@ double ConfigMap::get_float(const std::string& key) {
     pos = 0;
   }
   if (pos == 0 || pos != s.size()) fail(key, cat("expected a number, got '", s, "'"));
+  if (!std::isfinite(v) || std::fabs(v) > limits::kConfigFloat)
+    fail(key, cat("expected a finite number of magnitude at most 1e30, got '", s, "'"));
   return v;
 }
 
@@ -133,6 +159,8 @@ std::vector<int64_t> ConfigMap::get_int_list(const std::string& key) {
     }
     if (pos == 0 || pos != e.Scalar().size())
       fail(key, cat("expected a list of integers, found ", scalar_text(e)));
+    if (v > limits::kConfigInt || v < -limits::kConfigInt)
+      fail(key, cat(v, " is out of range (at most ", limits::kConfigInt, " in magnitude)"));
     out.push_back(v);
   }
   return out;
@@ -155,6 +183,8 @@ std::vector<double> ConfigMap::get_float_list(const std::string& key,
     }
     if (pos == 0 || pos != e.Scalar().size())
       fail(key, cat("expected a list of numbers, found ", scalar_text(e)));
+    if (!std::isfinite(v) || std::fabs(v) > limits::kConfigFloat)
+      fail(key, cat("expected finite numbers of magnitude at most 1e30, found ", scalar_text(e)));
     out.push_back(v);
   }
   return out;
@@ -186,19 +216,38 @@ void ConfigMap::check_all_used() const {
 }
 
 YAML::Node load_yaml_string(const std::string& text, const std::string& name) {
+  if (text.size() > limits::kModelFileBytes)
+    throw Error(cat(name, ": the model file is ", text.size(), " bytes; model files are at most ",
+                    limits::kModelFileBytes, " bytes (1 MiB)"));
   try {
     return YAML::Load(text);
+  } catch (const YAML::DeepRecursion& e) {  // yaml-cpp's guard against a stack overflow
+    throw Error(cat(name, ":", e.mark.line + 1, ":", e.mark.column + 1, ": invalid YAML: nested ",
+                    e.depth(), " levels deep (a model file needs a handful)"));
   } catch (const YAML::Exception& e) {
     throw Error(cat(name, ":", e.mark.line + 1, ":", e.mark.column + 1, ": invalid YAML: ", e.msg));
   }
 }
 
-YAML::Node load_yaml_file(const std::string& path) {
-  std::ifstream in(path);
+std::string read_model_file(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) throw Error(cat(path, ": cannot open model file"));
+  if (!S_ISREG(st.st_mode)) throw Error(cat(path, ": not a regular file (a model file is YAML text)"));
+  if (static_cast<uint64_t>(st.st_size) > limits::kModelFileBytes)
+    throw Error(cat(path, ": the model file is ", st.st_size, " bytes; model files are at most ",
+                    limits::kModelFileBytes, " bytes (1 MiB)"));
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(cat(path, ": cannot open model file"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return load_yaml_string(ss.str(), path);
+  std::string text;
+  text.resize(static_cast<size_t>(st.st_size));
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));  // a file that shrank meanwhile
+  if (in.bad()) throw Error(cat(path, ": read failed"));
+  return text;
+}
+
+YAML::Node load_yaml_file(const std::string& path) {
+  return load_yaml_string(read_model_file(path), path);
 }
 
 }  // namespace owt

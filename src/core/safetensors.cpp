@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "owt/core/error.h"
+#include "owt/core/limits.h"
 
 namespace owt {
 
@@ -290,6 +291,9 @@ StFile read_safetensors(const std::string& path) {
   read_exact(f.fd_, 0, len_bytes, 8, path);
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
+  if (header_len > limits::kSafetensorsHeader)
+    throw Error(cat(path, ": header length ", header_len, " is more than the ", limits::kSafetensorsHeader,
+                    " bytes a safetensors header may have (corrupt, or not a safetensors file)"));
   if (header_len > file_size - 8)
     throw Error(cat(path, ": header length ", header_len, " is larger than the ", file_size - 8,
                     " bytes that follow it (truncated, or not a safetensors file)"));

@@ -94,6 +94,8 @@ std::vector<std::string> dataset_splits(const std::string& format, const std::st
   const char* suffix = format == "packed" ? ".owtpack" : "";
   for (const char* s : {"train", "val", "test"})
     if (fs::exists(fs::path(path) / (std::string(s) + suffix))) out.push_back(s);
+  // A folder of class folders (torchvision's ImageFolder root) is one split.
+  if (out.empty() && format == "folder") return {kWholeFolder};
   if (out.empty()) throw Error(cat(path, ": no train, val or test ", format == "packed" ? "index" : "folder"));
   return out;
 }

@@ -1,11 +1,13 @@
 // CifarDataset: the CIFAR-10 / CIFAR-100 binary batches, loaded whole into memory as uint8.
 // A file whose size is not a whole number of records, or a label out of range, is an Error
-// naming the file (counts that disagree are errors, never skipped).
+// naming the file (counts that disagree are errors, never skipped). Sizes are checked
+// against core/limits.h before anything is read.
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "owt/core/error.h"
+#include "owt/core/limits.h"
 #include "owt/data/dataset.h"
 
 namespace owt {
@@ -14,16 +16,30 @@ namespace {
 namespace fs = std::filesystem;
 constexpr int64_t kPixels = 3 * 32 * 32;  // (3, 32, 32) RGB planes
 
-std::vector<uint8_t> read_file(const std::string& path) {
+// The size of a regular file, checked against `limit` before anything is read.
+uint64_t checked_size(const std::string& path, uint64_t limit, const char* what) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw Error(cat(path, ": not a regular file"));
+  const uint64_t size = fs::file_size(path, ec);
+  if (ec) throw Error(cat(path, ": cannot read its size (", ec.message(), ")"));
+  if (size > limit)
+    throw Error(cat(path, ": ", size, " bytes; owt reads ", what, " of at most ", limit, " bytes"));
+  return size;
+}
+
+std::vector<uint8_t> read_file(const std::string& path, uint64_t size) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(cat(path, ": cannot open for reading"));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw Error(cat(path, ": read failed"));
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+  if (in.bad() || static_cast<uint64_t>(in.gcount()) != size)
+    throw Error(cat(path, ": read failed (", in.gcount(), " of ", size, " bytes)"));
   return bytes;
 }
 
 // Class names from a text file, one per line (batches.meta.txt, fine_label_names.txt).
 std::vector<std::string> read_names(const std::string& path) {
+  checked_size(path, limits::kNamesFileBytes, "class name files");
   std::vector<std::string> names;
   std::ifstream in(path);
   for (std::string line; std::getline(in, line);) {
@@ -39,11 +55,14 @@ class CifarDataset : public Dataset {
       : classes_(classes), files_(files) {
     const int64_t label_bytes = classes == 100 ? 2 : 1, record = label_bytes + kPixels;
     for (const std::string& path : files) {
-      std::vector<uint8_t> b = read_file(path);
-      if (b.empty() || static_cast<int64_t>(b.size()) % record != 0)
-        throw Error(cat(path, ": truncated or malformed CIFAR-", classes, " batch: ", b.size(),
+      // The record count comes from the file's size: checked before anything is read.
+      const uint64_t size = checked_size(path, limits::kCifarFileBytes, "CIFAR batches");
+      if (size == 0 || size % static_cast<uint64_t>(record) != 0)
+        throw Error(cat(path, ": truncated or malformed CIFAR-", classes, " batch: ", size,
                         " bytes is not a whole number of ", record, "-byte records (", label_bytes,
                         " label byte", label_bytes > 1 ? "s" : "", " + ", kPixels, " pixels)"));
+      const std::vector<uint8_t> b = read_file(path, size);
+      pixels_.reserve(pixels_.size() + size);
       const int64_t n = static_cast<int64_t>(b.size()) / record;
       for (int64_t i = 0; i < n; ++i) {
         const uint8_t* r = b.data() + i * record;

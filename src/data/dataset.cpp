@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "folder_listing.h"
 #include "owt/core/error.h"
 
 namespace owt {
@@ -37,6 +38,24 @@ std::unique_ptr<Dataset> open_dataset(const std::string& format, const std::stri
                   " (supported: idx, cifar10, cifar100, folder, packed)"));
 }
 
+namespace {
+
+// Whether `path` holds class folders with images directly (torchvision's ImageFolder root):
+// some non-hidden subfolder has a file with an image extension.
+bool is_class_folder_root(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) return false;
+  for (fs::directory_iterator d(path, ec), end; !ec && d != end; d.increment(ec)) {
+    if (d->path().filename().string()[0] == '.' || !d->is_directory(ec)) continue;
+    std::error_code ec2;
+    for (fs::directory_iterator f(d->path(), ec2); !ec2 && f != end; f.increment(ec2))
+      if (is_image_file(f->path().filename().string())) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::string detect_format(const std::string& path) {
   auto has = [&](const std::string& name) { return fs::exists(fs::path(path) / name); };
   if (fs::is_regular_file(path) && fs::path(path).extension() == ".owtpack") return "packed";
@@ -47,6 +66,7 @@ std::string detect_format(const std::string& path) {
   if (has("cifar-10-batches-bin") || has("data_batch_1.bin") || has("test_batch.bin")) return "cifar10";
   if (has("cifar-100-binary") || has("train.bin") || has("test.bin")) return "cifar100";
   if (has("train") || has("val") || has("test")) return "folder";
+  if (is_class_folder_root(path)) return "folder";
   return "";
 }
 

@@ -1,7 +1,5 @@
 // FolderDataset: an image folder (<dir>/<split>/<class>/*.jpg|png...) decoded on demand with
 // the image codec. Opening lists the files only; unreadable files surface as BadExample.
-#include <fstream>
-
 #include "folder_listing.h"
 #include "owt/core/error.h"
 #include "owt/data/dataset.h"
@@ -25,10 +23,8 @@ class FolderDataset : public Dataset {
   }
   void read_image(int64_t i, Image& out) const override {
     const std::string& path = l_.files[static_cast<size_t>(i)];
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw BadExample(cat(path, ": cannot open for reading"));
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     try {
+      const std::string bytes = read_encoded_image(path);
       decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), out);
     } catch (const BadExample& e) {
       throw BadExample(cat(path, ": ", e.what()));

@@ -25,10 +25,21 @@ std::vector<fs::path> sorted_entries(const fs::path& dir) {
   return out;
 }
 
+// Class names end up in messages and checkpoints (one per line): one line of printable text.
+void check_class_name(const fs::path& p) {
+  for (unsigned char c : p.filename().string())
+    if (c < 0x20 || c == 0x7F)
+      throw Error(cat(p.string(), ": class folder names must be printable text (this one has a "
+                      "control character)"));
+}
+
 std::vector<std::string> class_dirs(const fs::path& root) {
   std::vector<std::string> names;
   for (const fs::path& p : sorted_entries(root))
-    if (fs::is_directory(p) && p.filename().string()[0] != '.') names.push_back(p.filename().string());
+    if (fs::is_directory(p) && p.filename().string()[0] != '.') {
+      check_class_name(p);
+      names.push_back(p.filename().string());
+    }
   return names;
 }
 
@@ -46,6 +57,7 @@ bool is_image_file(const std::string& name) {
 
 std::string split_folder(const std::string& dir, const std::string& split) {
   if (!fs::is_directory(dir)) throw Error(cat("image folder: ", dir, " is not a directory"));
+  if (split == kWholeFolder) return dir;
   std::vector<std::string> tries{split};
   if (split == "test") tries = {"val", "test"};
   for (const std::string& t : tries)
@@ -58,7 +70,7 @@ std::string split_folder(const std::string& dir, const std::string& split) {
 FolderListing list_image_folder(const std::string& dir, const std::string& split, bool strict) {
   FolderListing out;
   out.root = split_folder(dir, split);
-  const fs::path train = fs::path(dir) / "train";
+  const fs::path train = split == kWholeFolder ? fs::path(out.root) : fs::path(dir) / "train";
   out.classes = class_dirs(fs::is_directory(train) ? train : fs::path(out.root));
   if (out.classes.empty())
     throw Error(cat(out.root, ": empty data set: no class folders (expected ", out.root,

@@ -15,7 +15,8 @@ struct FolderListing {
   int64_t skipped = 0;               // non-image files left out (each warned about)
 };
 
-// The folder of `split` under `dir`: "test" is <dir>/val or <dir>/test. Throws when absent.
+// The folder of `split` under `dir`: "test" is <dir>/val or <dir>/test, kWholeFolder is <dir>
+// itself (class folders directly under it, as torchvision's ImageFolder). Throws when absent.
 std::string split_folder(const std::string& dir, const std::string& split);
 
 // Lists the split; class indices come from <dir>/train when it exists. Non-image files are

@@ -25,12 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw BadExample("cannot open for reading");
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 // Writes `bytes` to `path` and flushes it to disk.
 void write_file(const std::string& path, const std::string& bytes) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
@@ -60,7 +54,7 @@ std::vector<Packed> shrink_chunk(const std::vector<std::string>& files, int64_t 
   for (int64_t r = 0; r < rows; ++r) {
     const std::string& path = files[first + r];
     try {
-      out[r].bytes = shrink_encoded(read_bytes(path), opt.shorter, opt.quality, out[r].h, out[r].w);
+      out[r].bytes = shrink_encoded(read_encoded_image(path), opt.shorter, opt.quality, out[r].h, out[r].w);
       out[r].ok = true;
     } catch (const BadExample& e) {
       if (opt.strict) {

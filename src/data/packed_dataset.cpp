@@ -1,5 +1,6 @@
-// PackedDataset: reads a packed set (pack_format.h). Opening validates the whole index (sizes,
-// offsets against shard sizes, labels, the end marker) with errors naming the file; reading an
+// PackedDataset: reads a packed set (pack_format.h). Opening validates the whole index (sizes
+// bounded by core/limits.h before allocating, offsets against shard sizes, labels, names that
+// cannot leave the index's folder, the end marker) with errors naming the file; reading an
 // example is one pread from its shard and a decode.
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <fstream>
 
 #include "owt/core/error.h"
+#include "owt/core/limits.h"
 #include "owt/data/dataset.h"
 #include "owt/data/image_codec.h"
 #include "pack_format.h"
@@ -56,12 +58,42 @@ class Reader {
   size_t at_ = 0;
 };
 
+// A name read from the index: one line of printable text, at most limits::kNameBytes.
+bool printable(const std::string& s) {
+  if (s.empty() || s.size() > limits::kNameBytes) return false;
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7F) return false;
+  return true;
+}
+
+// One path component: no separator, not "." or "..", so dir / name stays inside dir.
+bool plain_file_name(const std::string& s) {
+  return printable(s) && s != "." && s != ".." && s.find('/') == std::string::npos &&
+         s.find('\\') == std::string::npos;
+}
+
+// A relative path below the split folder: no absolute path and no ".." component.
+bool relative_below(const std::string& s) {
+  if (!printable(s) || s[0] == '/') return false;
+  for (const auto& part : fs::path(s))
+    if (part == "..") return false;
+  return true;
+}
+
 class PackedDataset : public Dataset {
  public:
   explicit PackedDataset(const std::string& index) : index_(index) {
+    std::error_code ec;
+    const uint64_t index_size = fs::file_size(index, ec);
+    if (ec) throw Error(cat(index, ": cannot open the packed index (", ec.message(), ")"));
+    if (index_size > limits::kPackIndexBytes)
+      throw Error(cat(index, ": the packed index is ", index_size, " bytes; owt reads indexes of at most ",
+                      limits::kPackIndexBytes, " bytes"));
     std::ifstream in(index, std::ios::binary);
     if (!in) throw Error(cat(index, ": cannot open the packed index"));
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string bytes(static_cast<size_t>(index_size), '\0');
+    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    bytes.resize(static_cast<size_t>(in.gcount()));
     Reader r(bytes, index);
     if (bytes.size() < 8 || bytes.compare(0, 8, pack::kIndexMagic) != 0)
       throw Error(cat(index, ": not a packed owt index (expected magic ", pack::kIndexMagic, ")"));
@@ -73,13 +105,29 @@ class PackedDataset : public Dataset {
     uint32_t classes = r.u32("class count"), shards = r.u32("shard count");
     uint64_t records = r.u64("record count");
     if (classes == 0 || records == 0) throw Error(cat(index, ": empty packed data set"));
-    if (records > r.left() / 32)  // every record takes at least 32 bytes
-      throw Error(cat(index, ": truncated packed index: ", records, " records declared, room for ",
-                      r.left() / 32));
-    for (uint32_t k = 0; k < classes; ++k) classes_.push_back(r.str("class name"));
+    if (classes > limits::kPackClasses)
+      throw Error(cat(index, ": class count ", classes, " is more than the ", limits::kPackClasses,
+                      " owt reads"));
+    // Every count is bounded by the bytes left before anything is allocated for it: a name
+    // takes at least 4 bytes, a record at least 32.
+    if (classes > r.left() / 4 || shards > r.left() / 4 || records > r.left() / 32)
+      throw Error(cat(index, ": truncated packed index: ", classes, " classes, ", shards,
+                      " shards and ", records, " records declared in ", r.left(), " bytes"));
+    const fs::path dir = fs::path(index).parent_path();
+    for (uint32_t k = 0; k < classes; ++k) {
+      classes_.push_back(r.str("class name"));
+      if (!plain_file_name(classes_.back()))
+        throw Error(cat(index, ": class name ", k, " is not a plain folder name (1 to ",
+                        limits::kNameBytes, " printable characters, no '/', not '.' or '..')"));
+    }
     std::vector<uint64_t> shard_size;
     for (uint32_t s = 0; s < shards; ++s) {
-      std::string path = (fs::path(index).parent_path() / r.str("shard name")).string();
+      // A shard is a file beside the index: a name from the file never reaches elsewhere.
+      const std::string name = r.str("shard name");
+      if (!plain_file_name(name))
+        throw Error(cat(index, ": shard name ", s, " is not a plain file name beside the index "
+                        "(no '/', not '.' or '..')"));
+      std::string path = (dir / name).string();
       std::error_code ec;
       uint64_t size = fs::file_size(path, ec);
       if (ec) throw Error(cat(index, ": shard ", path, " is missing (", ec.message(), ")"));
@@ -107,7 +155,20 @@ class PackedDataset : public Dataset {
         throw Error(cat(index, ": record ", i, " is in shard ", rec.shard, " of ", shards));
       if (rec.label >= classes)
         throw Error(cat(index, ": record ", i, " has label ", rec.label, " of ", classes, " classes"));
-      if (rec.offset < 8 || rec.size == 0 || rec.offset + rec.size > shard_size[rec.shard])
+      if (!relative_below(rec.name))
+        throw Error(cat(index, ": record ", i, " has a source name that is not a relative path "
+                        "below the split folder"));
+      if (rec.h == 0 || rec.w == 0 || rec.h > limits::kImageSide || rec.w > limits::kImageSide ||
+          int64_t{rec.h} * rec.w > limits::kImagePixels)
+        throw Error(cat(index, ": record ", i, " (", rec.name, ") declares a ", rec.h, "x", rec.w,
+                        " image; owt reads images of at most ", limits::kImageSide,
+                        " pixels a side and ", limits::kImagePixels, " in all"));
+      if (rec.size > limits::kImageFileBytes)
+        throw Error(cat(index, ": record ", i, " (", rec.name, ") is ", rec.size,
+                        " bytes; images are at most ", limits::kImageFileBytes, " bytes"));
+      // offset + size compared without overflow (offset is a u64 from the file).
+      if (rec.offset < 8 || rec.size == 0 || rec.offset > shard_size[rec.shard] ||
+          rec.size > shard_size[rec.shard] - rec.offset)
         throw Error(cat(index, ": record ", i, " (", rec.name, ") spans bytes ", rec.offset, "..",
                         rec.offset + rec.size, " of ", shard_paths_[rec.shard], ", which has ",
                         shard_size[rec.shard], " (truncated shard?)"));

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "owt/core/error.h"
+#include "owt/core/limits.h"
 #include "resize.h"
 
 namespace owt {
@@ -102,6 +103,12 @@ const float* Transform::resized(const Image& in, int64_t& h, int64_t& w,
   int64_t rh, rw;
   shorter_side_size(in.h, in.w, spec_.resize, rh, rw);
   if (rh == in.h && rw == in.w) return in.pixels.data();
+  // An image of extreme aspect ratio (1 x 30000, say) would grow to billions of pixels.
+  // (Both sides are below 2^31 for images within limits::kImageSide, so the product is exact.)
+  if (rh * rw > limits::kImagePixels)
+    throw BadExample(cat("image ", in.h, "x", in.w, " resized to a shorter side of ", spec_.resize,
+                         " would be ", rh, "x", rw, ", more than the ", limits::kImagePixels,
+                         " pixels owt resizes an image to"));
   // scratch = [resized (C, RH, RW) | row-pass temporary]
   std::vector<float> tmp;
   scratch.resize(static_cast<size_t>(in.c * rh * rw));

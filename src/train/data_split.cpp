@@ -1,5 +1,6 @@
 // open_split and the label-subset view behind `data.labels` (e.g. fine-tuning on 5 of the
-// 10 Fashion-MNIST classes): an index map over the base set, labels renumbered.
+// 10 Fashion-MNIST classes): an index map over the base set, labels renumbered; and the
+// model file's `data.class_names` laid over the set's own names.
 #include "owt/train/data_split.h"
 
 #include <map>
@@ -46,6 +47,26 @@ class LabelSubset : public Dataset {
   std::vector<std::string> names_;
 };
 
+// The model file's data.class_names over a set: the same examples, the model's class names.
+class NamedClasses : public Dataset {
+ public:
+  NamedClasses(std::unique_ptr<Dataset> base, std::vector<std::string> names)
+      : base_(std::move(base)), names_(std::move(names)) {}
+  int64_t size() const override { return base_->size(); }
+  Shape example_shape() const override { return base_->example_shape(); }
+  int classes() const override { return base_->classes(); }
+  std::vector<std::string> class_names() const override { return names_; }
+  int32_t label(int64_t i) const override { return base_->label(i); }
+  void read(int64_t i, float* out) const override { base_->read(i, out); }
+  void read_image(int64_t i, Image& out) const override { base_->read_image(i, out); }
+  std::string source(int64_t i) const override { return base_->source(i); }
+  int64_t skipped_at_open() const override { return base_->skipped_at_open(); }
+
+ private:
+  std::unique_ptr<Dataset> base_;
+  std::vector<std::string> names_;
+};
+
 }  // namespace
 
 std::unique_ptr<Dataset> select_labels(std::unique_ptr<Dataset> base,
@@ -70,8 +91,12 @@ std::unique_ptr<Dataset> open_split(const ModelConfig& cfg, const std::string& s
   if (cfg.data.path.empty())
     throw Error(cat(cfg.file, ": no data set: give data.path in the model file or --data DIR"));
   auto data = open_dataset(cfg.data.format, cfg.data.path, split, DatasetOptions{cfg.data.strict});
-  if (cfg.data.labels.empty()) return data;
-  return select_labels(std::move(data), cfg.data.labels, cat(cfg.data.path, " (", split, ")"));
+  if (!cfg.data.labels.empty())
+    data = select_labels(std::move(data), cfg.data.labels, cat(cfg.data.path, " (", split, ")"));
+  if (cfg.data.class_names.empty()) return data;
+  // One name per class of the model (the parser checked the count), so every label of the set
+  // that check_split accepts has a name.
+  return std::make_unique<NamedClasses>(std::move(data), cfg.data.class_names);
 }
 
 }  // namespace owt

@@ -164,7 +164,7 @@ PY
 step "bad input: one clear message naming the tensor, non-zero exit"
 "$py" - <<'PY'
 import torch
-sd = torch.load("weights.pt")
+sd = torch.load("weights.pt", weights_only=True)
 sd["fc1.weight"] = sd["fc1.weight"][:, :-1].clone()
 torch.save(sd, "bad_shape.pt")
 del sd["fc1.weight"]

@@ -1,5 +1,8 @@
 // ConfigMap: a checked view of one YAML mapping. Every getter names the file, line and field on
 // a bad value; check_all_used() turns any key nobody asked for into an "unknown key" error.
+// Integers (get_int) must fit in 32 bits (limits::kConfigInt) and numbers must be finite and at
+// most 1e30 in magnitude (core/limits.h), so no caller's arithmetic, int conversion or float
+// conversion can overflow or truncate.
 #pragma once
 #include <yaml-cpp/yaml.h>
 
@@ -19,6 +22,8 @@ class ConfigMap {
   bool has(const std::string& key) const;
   int64_t get_int(const std::string& key);
   int64_t get_int(const std::string& key, int64_t fallback);
+  // An unsigned 64-bit integer (e.g. a seed), not bounded like get_int.
+  uint64_t get_u64(const std::string& key, uint64_t fallback);
   double get_float(const std::string& key);
   double get_float(const std::string& key, double fallback);
   std::string get_string(const std::string& key);
@@ -65,7 +70,11 @@ class ConfigMap {
   std::set<std::string> used_;
 };
 
-// Loads a YAML file; syntax errors become "file:line:col: <yaml message>".
+// The text of a model file: a regular file of at most limits::kModelFileBytes, checked before
+// it is read. Errors name the path.
+std::string read_model_file(const std::string& path);
+// Loads a YAML file; syntax errors become "file:line:col: <yaml message>". Texts longer than
+// limits::kModelFileBytes are refused before parsing.
 YAML::Node load_yaml_file(const std::string& path);
 YAML::Node load_yaml_string(const std::string& text, const std::string& name);
 

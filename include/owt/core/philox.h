@@ -1,5 +1,5 @@
 // Philox-4x32-10 counter-based RNG (Salmon et al. 2011), the only source of randomness in owt.
-// Every draw is keyed by (seed, purpose) and indexed by global coordinates (DESIGN §5).
+// Every draw is keyed by (seed, purpose) and indexed by global coordinates (docs/ARCHITECTURE.md, "Randomness").
 #pragma once
 #include <cstdint>
 

@@ -42,8 +42,10 @@ int st_dtype_size(const std::string& dtype);
 void write_safetensors(const std::string& path, const StFile& file);
 
 // Reads and validates a whole file. Throws owt::Error naming the path, the tensor where
-// relevant, and what was expected. As strict as the Python library: tensors must cover the
-// data section exactly, without gaps or overlaps.
+// relevant, and what was expected. As strict as the Python library: the header is at most
+// limits::kSafetensorsHeader bytes (100 MB, the library's limit), tensors must cover the data
+// section exactly, without gaps or overlaps. Every size is checked against the file's size
+// before anything is allocated.
 StFile read_safetensors(const std::string& path);
 
 // Convenience for F32 tensors: copies product(shape) floats from `data`.

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "owt/core/error.h"
+
 namespace owt {
 
 class Shape {
@@ -15,9 +17,13 @@ class Shape {
 
   int rank() const { return static_cast<int>(dims_.size()); }
   int64_t operator[](int i) const { return dims_.at(i < 0 ? i + rank() : i); }
+  // The product of the dims; an Error (never a wrapped-around count) when it overflows 64 bits,
+  // so a model file with absurd sizes is refused instead of allocating garbage.
   int64_t numel() const {
     int64_t n = 1;
-    for (int64_t d : dims_) n *= d;
+    for (int64_t d : dims_)
+      if (__builtin_mul_overflow(n, d, &n))
+        throw Error(cat("shape ", str(), " has more elements than a 64-bit count holds"));
     return n;
   }
   const std::vector<int64_t>& dims() const { return dims_; }

@@ -28,7 +28,8 @@ CheckReport check_dataset(const Dataset& data, const std::string& split, int thr
 // up to `max_bad` unreadable files.
 std::string format_report(const CheckReport& r, int max_bad = 20);
 
-// The splits of a data set at `path` in `format` that exist ("train", "test").
+// The splits of a data set at `path` in `format` that exist ("train", "test"); for a folder
+// without train, val or test folders, kWholeFolder (its class folders are one split).
 std::vector<std::string> dataset_splits(const std::string& format, const std::string& path);
 
 }  // namespace owt

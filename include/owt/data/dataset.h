@@ -66,7 +66,9 @@ std::unique_ptr<Dataset> open_cifar_dataset(const std::string& dir, const std::s
 
 // Image folder <dir>/<split>/<class>/*.{jpg,jpeg,png,bmp,ppm,pgm,tif,tiff,webp}; split "test"
 // also finds "val". Class index = position in the sorted class names of <dir>/train (or of the
-// split itself when there is no train folder). Needs OpenCV.
+// split itself when there is no train folder). Split kWholeFolder reads <dir>/<class>/* (a
+// folder of class folders, torchvision's ImageFolder root) as one split. Needs OpenCV.
+constexpr const char* kWholeFolder = ".";
 std::unique_ptr<Dataset> open_folder_dataset(const std::string& dir, const std::string& split,
                                              DatasetOptions options = {});
 
@@ -78,7 +80,8 @@ std::unique_ptr<Dataset> open_packed_dataset(const std::string& dir, const std::
 std::unique_ptr<Dataset> open_dataset(const std::string& format, const std::string& dir,
                                       const std::string& split, DatasetOptions options = {});
 
-// The format of the data set at `path`, guessed from the files there; "" when unknown.
+// The format of the data set at `path`, guessed from the files there ("folder" also for a
+// folder of class folders holding images); "" when unknown.
 std::string detect_format(const std::string& path);
 
 // Prints "owt: warning: <message>" on stderr (one line, thread-safe).

@@ -1,5 +1,5 @@
 // Transform: per-example resize, crop, flip, lighting noise and normalisation, applied when a
-// batch is assembled. Every random choice is keyed by (seed, epoch, global example) — DESIGN §5.
+// batch is assembled. Every random choice is keyed by (seed, epoch, global example) — docs/ARCHITECTURE.md, "Randomness".
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -10,7 +10,8 @@
 
 namespace owt {
 
-// `split` is "train" or "test". Errors name the data path.
+// `split` is "train" or "test". Errors name the data path. With data.class_names the set's
+// class_names() are the model file's names.
 std::unique_ptr<Dataset> open_split(const ModelConfig& cfg, const std::string& split);
 
 // Checks a split against the model: the transform's output is the model's input, the labels

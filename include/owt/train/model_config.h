@@ -1,5 +1,7 @@
 // ModelConfig: a model file (docs/MODEL_FILES.md) parsed and checked — the network (layers,
 // input, classes, parallel scheme: parallel/'s NetworkSpec), data, augmentation and solver.
+// Every size is bounded (core/limits.h) and every combination of keys that would do nothing
+// or contradict another key is refused, with the file, line and field.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -20,6 +22,9 @@ struct DataConfig {
   int prefetch = 2;     // batches decoded ahead of the trainer
   bool strict = false;  // unreadable images are errors instead of skipped
   std::vector<int32_t> labels;  // keep only these labels, renumbered 0.. in this order
+  // Names of the model's classes (`classes` of them, in class order), shown by `owt predict`
+  // and kept in checkpoints; empty: the data set's own names (or "0", "1", ...).
+  std::vector<std::string> class_names;
 };
 
 struct ScheduleConfig {
@@ -39,7 +44,7 @@ struct SolverConfig {
 };
 
 struct ModelConfig {
-  std::string file;  // path it was read from ("" for a string)
+  std::string file;  // path it was read from (or the name given to parse_model_config)
   std::string text;  // the file's text, saved in run directories and checkpoints
   std::string name;
   NetworkSpec net;   // layers, input (C, H, W), classes, parallel scheme
@@ -50,9 +55,19 @@ struct ModelConfig {
   // optimizer state). The CPU backend always computes in fp32.
   std::string precision = "tf32";
   uint64_t seed = 1;
+  // False only for a ModelParts::Network parse of a file without a `solver:` section (then
+  // solver holds its defaults and solver.batch is 0: the caller must supply a batch).
+  bool has_solver = true;
 };
 
-ModelConfig load_model_config(const std::string& path);
-ModelConfig parse_model_config(const std::string& text, const std::string& name);
+// What a model file must hold. All: a file to train, evaluate or predict with (name, input,
+// classes, layers, data and solver). Network: a file `owt plan` reads, where data and solver
+// may be absent (when present they are checked all the same).
+enum class ModelParts { All, Network };
+
+// Reads and checks a model file; every error names the file, line and field.
+ModelConfig load_model_config(const std::string& path, ModelParts parts = ModelParts::All);
+ModelConfig parse_model_config(const std::string& text, const std::string& name,
+                               ModelParts parts = ModelParts::All);
 
 }  // namespace owt

@@ -1,7 +1,15 @@
 // The image codec through OpenCV (core, imgproc, imgcodecs): decode to RGB floats, encode for
 // tests and benchmarks, resize-and-re-encode for `owt data pack`. Compiled only with OpenCV.
-#include <opencv2/core.hpp>
+// Images are decoded only after read_image_header has bounded their size; the messages the
+// codec libraries print themselves (libpng's "libpng error: ...", libjpeg's "Corrupt JPEG
+// data: ...", OpenCV's log) are kept off stderr and folded into owt's own message.
+#include <stdio.h>
+#include <unistd.h>
+
 #include <array>
+#include <cerrno>
+#include <opencv2/core.hpp>
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -11,9 +19,66 @@
 namespace owt {
 namespace {
 
-// Decoded 8-bit BGR (H, W, 3), or an empty Mat.
-cv::Mat decode_bgr(const uint8_t* bytes, size_t size) {
-  if (size == 0) return cv::Mat();
+// libpng and libjpeg write their warnings with fprintf(stderr, ...) from the decoding thread.
+// glibc's `stderr` is an ordinary variable: before main, it is pointed at an unbuffered stream
+// that writes straight through to file descriptor 2, except on a thread inside a decode, where
+// the text is kept for that decode's error message instead.
+thread_local std::string* t_codec_messages = nullptr;
+
+ssize_t stderr_write(void*, const char* buf, size_t size) {
+  if (std::string* keep = t_codec_messages) {
+    if (keep->size() < 512) keep->append(buf, std::min<size_t>(size, 512 - keep->size()));
+    return static_cast<ssize_t>(size);
+  }
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t put = ::write(STDERR_FILENO, buf + done, size - done);
+    if (put < 0 && errno == EINTR) continue;
+    if (put <= 0) return done ? static_cast<ssize_t>(done) : -1;
+    done += static_cast<size_t>(put);
+  }
+  return static_cast<ssize_t>(size);
+}
+
+const bool kQuietCodecs = [] {
+  cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+  cookie_io_functions_t io{};
+  io.write = stderr_write;
+  if (FILE* f = fopencookie(nullptr, "w", io)) {
+    std::setvbuf(f, nullptr, _IONBF, 0);  // as stderr: every write goes out at once
+    stderr = f;
+  }
+  return true;
+}();
+
+// While alive, the codec libraries' messages on this thread go to `text()` instead of stderr.
+class CodecMessages {
+ public:
+  CodecMessages() : outer_(t_codec_messages) { t_codec_messages = &text_; }
+  ~CodecMessages() { t_codec_messages = outer_; }
+  CodecMessages(const CodecMessages&) = delete;
+  CodecMessages& operator=(const CodecMessages&) = delete;
+  // " (libpng error: IDAT: CRC error)", or "" when the libraries said nothing.
+  std::string note() const {
+    std::string t = text_;
+    for (char& c : t)
+      if (c == '\n' || c == '\r') c = ' ';
+    while (!t.empty() && t.back() == ' ') t.pop_back();
+    return t.empty() ? "" : " (" + t + ")";
+  }
+
+ private:
+  std::string* outer_;
+  std::string text_;
+};
+
+// Decoded 8-bit BGR (H, W, 3), or an empty Mat. The header is checked first, so nothing larger
+// than core/limits.h allows is allocated; `messages` collects what the libraries print.
+cv::Mat decode_bgr(const uint8_t* bytes, size_t size, const CodecMessages& messages) {
+  (void)kQuietCodecs;
+  (void)messages;
+  read_image_header(bytes, size);  // throws BadExample: not an image, or too large
+  if (size > static_cast<size_t>(INT32_MAX)) throw BadExample(cat(size, " bytes is too large an image file"));
   cv::Mat buf(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t*>(bytes));
   try {
     return cv::imdecode(buf, cv::IMREAD_COLOR);
@@ -40,10 +105,11 @@ void throw_no_image_codec() { throw Error("this owt was built without OpenCV"); 
 void decode_image(const uint8_t* bytes, size_t size, Image& out) {
   if (truncated_jpeg(bytes, size))
     throw BadExample(cat("truncated JPEG: ", size, " bytes and no end-of-image marker"));
-  cv::Mat m = decode_bgr(bytes, size);
+  CodecMessages messages;
+  cv::Mat m = decode_bgr(bytes, size, messages);
   if (m.empty() || m.type() != CV_8UC3)
     throw BadExample(cat("cannot decode ", size, " bytes as an image (corrupt, truncated or "
-                         "not an image)"));
+                         "not an image)", messages.note()));
   out.resize(3, m.rows, m.cols);
   const int64_t hw = out.h * out.w;
   float* r = out.pixels.data();
@@ -82,9 +148,11 @@ std::string encode_image(const uint8_t* hwc, int h, int w, int channels, const s
 std::string shrink_encoded(const std::string& bytes, int shorter, int quality, int& h, int& w) {
   if (truncated_jpeg(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()))
     throw BadExample("truncated JPEG (no end-of-image marker)");
-  cv::Mat m = decode_bgr(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  CodecMessages messages;
+  cv::Mat m = decode_bgr(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), messages);
   if (m.empty())
-    throw BadExample("cannot decode the file as an image (corrupt, truncated or not an image)");
+    throw BadExample(cat("cannot decode the file as an image (corrupt, truncated or not an image)",
+                         messages.note()));
   h = m.rows;
   w = m.cols;
   if (shorter <= 0 || std::min(h, w) == shorter) return bytes;

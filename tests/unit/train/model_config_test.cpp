@@ -1,12 +1,18 @@
 // parse_model_config: a valid file parses into ModelConfig; every bad file gives one owt::Error
 // naming "test.yaml:<line>" and the field; the shipped models/fmnist.yaml loads and builds.
+// Issue 16: every size is bounded before anything is allocated, every combination of keys that
+// would do nothing is refused, `data.class_names`, and the network-only parse of `owt plan`.
 #include <gtest/gtest.h>
 
 #include <regex>
 #include <string>
 #include <vector>
 
+#include <filesystem>
+#include <fstream>
+
 #include "owt/core/error.h"
+#include "owt/core/limits.h"
 #include "owt/parallel/network.h"
 #include "owt/train/model_config.h"
 
@@ -167,17 +173,17 @@ TEST(ModelConfig, OtherTopLevelErrors) {
 
 TEST(ModelConfig, ParallelAndAugmentSections) {
   ModelConfig m = parse_model_config(
-      with_line(5, "  path: /x\n  augment: {crop: 10, pad: 2, flip: true}") +
+      with_line(5, "  path: /x\n  augment: {crop: 12, pad: 2, flip: true}") +
           "parallel: {transition: pipelined, fc_update: block}\nseed: 77\n",
       "test.yaml");
   EXPECT_EQ(m.net.parallel.transition, Transition::Pipelined);
   EXPECT_EQ(m.net.parallel.fc_update, FcUpdate::Block);
   EXPECT_EQ(m.seed, 77u);
-  EXPECT_EQ(m.data.train.crop, 10);
+  EXPECT_EQ(m.data.train.crop, 12);
   EXPECT_EQ(m.data.train.pad, 2);
   EXPECT_TRUE(m.data.train.flip);
   EXPECT_TRUE(m.data.train.random_crop);
-  EXPECT_EQ(m.data.eval.crop, 10);  // centre crop at evaluation
+  EXPECT_EQ(m.data.eval.crop, 12);  // centre crop at evaluation
   EXPECT_EQ(m.data.eval.pad, 0);
   EXPECT_FALSE(m.data.eval.flip);
   EXPECT_FALSE(m.data.eval.random_crop);
@@ -215,6 +221,235 @@ TEST(ModelConfig, MissingFileIsAnError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/dir/model.yaml"), std::string::npos);
   }
+}
+
+// ---- issue 16, item 7: combinations of keys that do nothing are refused with file:line ------
+
+TEST(ModelConfig, FcUpdateBlockNeedsThePipelinedTransition) {
+  expect_error(with_extra("parallel: {transition: allgather, fc_update: block}"),
+               {"test.yaml:16", "field 'fc_update'", "transition: pipelined"});
+  expect_error(with_extra("parallel: {fc_update: block}"),  // allgather is the default
+               {"test.yaml:16", "field 'fc_update'", "pipelined"});
+  EXPECT_NO_THROW(parse_model_config(with_extra("parallel: {transition: pipelined, fc_update: block}"),
+                                     "test.yaml"));
+}
+
+TEST(ModelConfig, ParallelSectionNeedsAModelParallelLayer) {
+  expect_error(with_line(9, "  - {name: fc, type: linear, outputs: 10, parallel: data}") +
+                   "parallel: {transition: pipelined}\n",
+               {"test.yaml:16", "field 'parallel'", "no layer is model-parallel"});
+}
+
+TEST(ModelConfig, LayerKeysMustDoSomething) {
+  const std::string fc = "  - {name: fc, type: linear, outputs: 10}";
+  expect_error(with_line(9, "  - {name: relu, type: relu, lr_mult: 2}\n" + fc),
+               {"test.yaml:9", "layer 'relu'", "field 'lr_mult'", "no parameters"});
+  expect_error(with_line(9, "  - {name: drop, type: dropout, freeze: true}\n" + fc),
+               {"test.yaml:9", "layer 'drop'", "field 'freeze'", "no parameters"});
+  expect_error(with_line(9, "  - {name: fc, type: linear, outputs: 10, freeze: true, wd_mult: 0}"),
+               {"test.yaml:9", "layer 'fc'", "field 'wd_mult'", "frozen"});
+  expect_error(with_line(9, "  - {name: fc, type: linear, outputs: 10, parallel: data, split: output}"),
+               {"test.yaml:9", "layer 'fc'", "field 'split'", "data-parallel"});
+  EXPECT_NO_THROW(parse_model_config(
+      with_line(9, "  - {name: fc, type: linear, outputs: 10, freeze: false, lr_mult: 2, split: output}"),
+      "test.yaml"));
+}
+
+TEST(ModelConfig, AugmentKeysMustDoSomething) {
+  // test_views: 10 are crops.
+  expect_error(with_line(5, "  path: /x\n  augment: {test_views: 10}"),
+               {"test.yaml:6", "field 'test_views'", "augment.crop"});
+  // The crop is what the network sees.
+  expect_error(with_line(5, "  path: /x\n  augment: {crop: 10}"),
+               {"test.yaml:6", "field 'crop'", "10x10", "(3, 12, 12)"});
+  // A crop must fit the resized (and padded) image.
+  expect_error(with_line(5, "  path: /x\n  augment: {resize: 10, crop: 12}"),
+               {"test.yaml:6", "field 'crop'", "resized to a shorter side of 10"});
+  EXPECT_NO_THROW(parse_model_config(with_line(5, "  path: /x\n  augment: {resize: 10, crop: 12, pad: 1}"),
+                                     "test.yaml"));
+  // Lighting is RGB only.
+  std::string grey = with_line(2, "input: [1, 12, 12]");
+  grey.replace(grey.find("[0.5, 0.4, 0.3]"), 15, "[0.5]");
+  expect_error(grey.replace(grey.find("  path: /nonexistent"), 20,
+                            "  path: /x\n  augment: {lighting: 0.1}"),
+               {"test.yaml:6", "field 'lighting'", "RGB"});
+}
+
+TEST(ModelConfig, FormatSpecificKeysAndShapes) {
+  // strict is about skipping unreadable images: only folder and packed sets skip any.
+  expect_error(with_line(5, "  path: /x\n  strict: true"), {"test.yaml:6", "field 'strict'", "idx"});
+  expect_error(with_line(5, "  path: /x\n  format: cifar10\n  strict: false"),
+               {"test.yaml:7", "field 'strict'", "cifar10"});
+  // Folder and packed images vary in size: a crop is needed.
+  expect_error(with_line(5, "  path: /x\n  format: folder"), {"test.yaml:6", "field 'format'", "augment.crop"});
+  expect_error(with_line(5, "  path: /x\n  format: packed\n  augment: {resize: 12}"),
+               {"test.yaml:7", "field 'augment'", "crop"});
+  EXPECT_NO_THROW(parse_model_config(
+      with_line(5, "  path: /x\n  format: folder\n  strict: true\n  augment: {resize: 14, crop: 12}"),
+      "test.yaml"));
+  // CIFAR images are 32x32 RGB.
+  expect_error(with_line(5, "  path: /x\n  format: cifar10"), {"test.yaml:2", "field 'input'", "32x32"});
+  std::string big = with_line(5, "  path: /x\n  format: cifar100\n  augment: {crop: 40, pad: 2}");
+  big.replace(big.find("input: [3, 12, 12]"), 18, "input: [3, 40, 40]");
+  expect_error(big, {"test.yaml:7", "field 'crop'", "CIFAR's 32x32 images padded by 2"});
+  EXPECT_NO_THROW(parse_model_config(with_line(5, "  path: /x\n  format: cifar10\n  augment: {resize: 12}"),
+                                     "test.yaml"));
+  std::string grey = with_line(2, "input: [1, 32, 32]");
+  grey.replace(grey.find("[0.5, 0.4, 0.3]"), 15, "[0.5]");
+  expect_error(grey.replace(grey.find("  path: /nonexistent"), 20, "  path: /x\n  format: folder"),
+               {"test.yaml:2", "field 'input'", "RGB", "test.yaml:6"});
+}
+
+TEST(ModelConfig, LabelsKeepOneClassEach) {
+  expect_error(with_line(5, "  path: /x\n  labels: [0, 1, 2]"),
+               {"test.yaml:6", "field 'labels'", "keeps 3 labels", "classes: 10"});
+  expect_error(with_line(5, "  path: /x\n  labels: [1, 1]"), {"test.yaml:6", "field 'labels'", "distinct"});
+}
+
+TEST(ModelConfig, ScheduleKeysOfAnotherType) {
+  expect_error(with_line(15, "  schedule: {type: cosine, milestones: [1]}"),
+               {"test.yaml:15", "field 'milestones'", "only a step schedule", "cosine"});
+  expect_error(with_line(15, "  schedule: {type: constant, gamma: 0.5}"),
+               {"test.yaml:15", "field 'gamma'", "only a step schedule"});
+  expect_error(with_line(15, "  schedule: {type: step, milestones: [1], min_lr: 0.001}"),
+               {"test.yaml:15", "field 'min_lr'", "only a cosine schedule"});
+  expect_error(with_line(15, "  schedule: {type: step, milestones: [2, 1]}"),
+               {"test.yaml:15", "field 'milestones'", "increasing"});
+  expect_error(with_line(15, "  schedule: {type: cosine, min_lr: 0.1}"),
+               {"test.yaml:15", "field 'min_lr'", "not below the learning rate"});
+  expect_error(with_line(15, "  schedule: {type: cosine, min_lr: -0.1}"), {"test.yaml:15", "field 'min_lr'"});
+}
+
+TEST(ModelConfig, NameIsAPlainFileName) {
+  // It becomes runs/<name>-<time>: no path may come out of it.
+  expect_error(with_line(1, "name: ../../etc/x"), {"test.yaml:1", "field 'name'", "plain file name"});
+  expect_error(with_line(1, "name: .hidden"), {"test.yaml:1", "field 'name'"});
+  expect_error(with_line(1, "name: \"a\\nb\""), {"test.yaml:1", "field 'name'"});
+  expect_error(with_line(5, "  path: /x\n  threads: -1"), {"test.yaml:6", "field 'threads'"});
+  expect_error(with_extra("seed: -3"), {"test.yaml:16", "field 'seed'", "0 to 2^64 - 1"});
+}
+
+// ---- issue 16, item 2: sizes are bounded before anything is allocated ----------------------
+
+TEST(ModelConfig, SizesAreBounded) {
+  expect_error(with_line(2, "input: [3, 100000, 12]"), {"test.yaml:2", "field 'input'", "65536"});
+  expect_error(with_line(2, "input: [3, 30000, 30000]"), {"test.yaml:2", "field 'input'", "268435456"});
+  expect_error(with_line(3, "classes: 100000000"), {"test.yaml:3", "field 'classes'"});
+  expect_error(with_line(13, "  batch: 10000000"), {"test.yaml:13", "field 'batch'"});
+  expect_error(with_line(14, "  epochs: 100000000"), {"test.yaml:14", "field 'epochs'"});
+  expect_error(with_line(5, "  path: /x\n  prefetch: 100000"), {"test.yaml:6", "field 'prefetch'"});
+  // Any integer beyond 2^53, any number that is not finite or beyond 1e30.
+  expect_error(with_line(13, "  batch: 99999999999999999999"), {"test.yaml:13", "field 'batch'"});
+  expect_error(with_line(3, "classes: 2147483648"), {"test.yaml:3", "field 'classes'", "out of range"});
+  // (Every factory of a layer type reads its sizes through the same bounded getter.)
+  expect_error(with_line(9, "  - {name: c1, type: conv, filters: 4294967296, size: 1}"),
+               {"test.yaml:9", "field 'filters'", "out of range"});
+  EXPECT_EQ(parse_model_config(with_extra("seed: 18446744073709551615"), "test.yaml").seed,
+            18446744073709551615u);
+  expect_error(with_line(12, "  lr: nan"), {"test.yaml:12", "field 'lr'", "finite"});
+  expect_error(with_line(12, "  lr: inf"), {"test.yaml:12", "field 'lr'", "finite"});
+  expect_error(with_line(12, "  lr: 1e300"), {"test.yaml:12", "field 'lr'", "1e30"});
+  expect_error(with_line(6, "  mean: [0.5, nan, 0.3]"), {"test.yaml:6", "field 'mean'", "finite"});
+  expect_error(with_line(7, "  std: [1e-300]"), {"test.yaml:7", "field 'std'"});
+}
+
+TEST(ModelConfig, AnAbsurdNetworkIsRefusedBeforeAnythingIsAllocated) {
+  // 3*12*12 inputs x 2^30 outputs: the weight would need 2^38.8 floats.
+  expect_error(with_line(9, "  - {name: big, type: linear, outputs: 1073741824}\n"
+                            "  - {name: fc, type: linear, outputs: 10}"),
+               {"test.yaml", "field 'layers'", "parameters", "'big'"});
+  // Products that overflow 64 bits are errors, never wrapped-around sizes: 2^28 inputs x
+  // 2^30 filters, then a linear layer of 2^30 outputs (2^88 weights).
+  std::string wide = with_line(9, "  - {name: c1, type: conv, filters: 1073741824, size: 1}\n"
+                                  "  - {name: f1, type: linear, outputs: 1073741824}\n"
+                                  "  - {name: fc, type: linear, outputs: 10}");
+  wide.replace(wide.find("input: [3, 12, 12]"), 18, "input: [1, 16384, 16384]");
+  wide.replace(wide.find("[0.5, 0.4, 0.3]"), 15, "[0.5]");
+  expect_error(wide, {"test.yaml"});
+  // Activations: a 1x1 conv with 2^25 filters on 12x12 gives 2^32 elements per example.
+  expect_error(with_line(9, "  - {name: c1, type: conv, filters: 33554432, size: 1}\n"
+                            "  - {name: fc, type: linear, outputs: 10}"),
+               {"test.yaml", "field 'layers'"});
+}
+
+TEST(ModelConfig, ModelFileSizeIsBoundedBeforeReading) {
+  const std::string path = std::filesystem::temp_directory_path() / "owt_model_config_huge.yaml";
+  {
+    std::ofstream out(path);
+    out << join(kBase);
+  }
+  std::filesystem::resize_file(path, limits::kModelFileBytes + 1);  // sparse: nothing written
+  try {
+    load_model_config(path);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("at most 1048576 bytes"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
+  expect_error(std::string(limits::kModelFileBytes + 1, '#'), {"test.yaml", "at most 1048576 bytes"});
+  try {
+    load_model_config("/dev/zero");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/dev/zero: not a regular file"), std::string::npos) << e.what();
+  }
+}
+
+// ---- issue 16, item 5: data.class_names ------------------------------------------------------
+
+TEST(ModelConfig, ClassNames) {
+  ModelConfig m = parse_model_config(
+      with_line(5, "  path: /x\n  class_names: [zero, one, two, three, four, five, six, seven, eight, \"nine/9\"]"),
+      "test.yaml");
+  ASSERT_EQ(m.data.class_names.size(), 10u);
+  EXPECT_EQ(m.data.class_names[9], "nine/9");
+  expect_error(with_line(5, "  path: /x\n  class_names: [a, b]"),
+               {"test.yaml:6", "field 'class_names'", "2 names for classes: 10"});
+  expect_error(with_line(5, "  path: /x\n  class_names: [a, b, c, d, e, f, g, h, i, a]"),
+               {"test.yaml:6", "field 'class_names'", "'a' names two classes"});
+  expect_error(with_line(5, "  path: /x\n  class_names: [a, b, c, d, e, f, g, h, i, \"j\\nk\"]"),
+               {"test.yaml:6", "field 'class_names'", "one line"});
+  expect_error(with_line(5, "  path: /x\n  class_names: [a, b, c, d, e, f, g, h, i, \"\"]"),
+               {"test.yaml:6", "field 'class_names'"});
+  expect_error(with_line(5, "  path: /x\n  class_names: ten"), {"test.yaml:6", "field 'class_names'", "list"});
+  ModelConfig f = load_model_config(OWT_SOURCE_DIR "/models/fmnist.yaml");
+  EXPECT_EQ(f.data.class_names,
+            (std::vector<std::string>{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                                      "Shirt", "Sneaker", "Bag", "Ankle boot"}));
+  EXPECT_EQ(load_model_config(OWT_SOURCE_DIR "/models/fmnist_5class.yaml").data.class_names,
+            (std::vector<std::string>{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"}));
+}
+
+// ---- issue 16, item 8: a network-only file for `owt plan` ------------------------------------
+
+TEST(ModelConfig, NetworkOnlyParseForPlan) {
+  const std::string net = join({"name: net", "input: [3, 12, 12]", "classes: 10", "layers:",
+                                "  - {name: fc, type: linear, outputs: 10}",
+                                "  - {name: loss, type: softmax_cross_entropy}"});
+  ModelConfig m = parse_model_config(net, "net.yaml", ModelParts::Network);
+  EXPECT_FALSE(m.has_solver);
+  EXPECT_EQ(m.solver.batch, 0);
+  EXPECT_EQ(m.net.classes, 10);
+  ASSERT_EQ(m.net.layers.size(), 2u);
+  // Training needs data and solver.
+  try {
+    parse_model_config(net, "net.yaml");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing required field 'data'"), std::string::npos) << e.what();
+  }
+  // A section that is there is checked all the same.
+  try {
+    parse_model_config(net + "solver: {lr: 0.1, batch: 0, epochs: 1}\n", "net.yaml", ModelParts::Network);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("net.yaml:7"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("field 'batch'"), std::string::npos) << e.what();
+  }
+  ModelConfig full = parse_model_config(join(kBase), "test.yaml", ModelParts::Network);
+  EXPECT_TRUE(full.has_solver);
+  EXPECT_EQ(full.solver.batch, 8);
 }
 
 }  // namespace
