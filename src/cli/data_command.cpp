@@ -1,11 +1,14 @@
 // `owt data check PATH` (examples per class, image sizes, unreadable files, for every format)
-// and `owt data pack SRC DST` (an image folder to a packed set of shards plus an index).
+// and `owt data pack SRC DST` (an image folder to a packed set of shards plus an index), each
+// with a progress bar on a terminal.
 #include <cstdio>
+#include <memory>
 #include <thread>
 
 #include "commands.h"
 #include "owt/data/check.h"
 #include "owt/data/pack.h"
+#include "owt/train/metrics.h"
 
 namespace owt {
 namespace {
@@ -14,7 +17,7 @@ int default_threads(int threads) {
   return threads > 0 ? threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 
-int run_check(const std::string& path, std::string format, int threads, bool strict) {
+int run_check(const std::string& path, std::string format, int threads, bool strict, bool progress) {
   if (format.empty()) format = detect_format(path);
   if (format.empty())
     throw Error(cat(path, ": cannot tell the data set format (no IDX, CIFAR, packed index, "
@@ -24,7 +27,13 @@ int run_check(const std::string& path, std::string format, int threads, bool str
   for (const std::string& split : dataset_splits(format, path)) {
     auto data = open_dataset(format, path, split, DatasetOptions{strict});
     // A folder of class folders is one split, shown as "all".
-    CheckReport r = check_dataset(*data, split == kWholeFolder ? "all" : split, default_threads(threads));
+    const std::string name = split == kWholeFolder ? "all" : split;
+    CheckReport r;
+    {
+      ProgressBar bar(cat("checking ", name), static_cast<double>(data->size()), progress_is_live(progress));
+      r = check_dataset(*data, name, default_threads(threads),
+                        [&bar](int64_t done) { bar.update(static_cast<double>(done)); });
+    }
     std::fputs(format_report(r).c_str(), stdout);
     problems += static_cast<int64_t>(r.unreadable.size()) + r.skipped_at_open;
   }
@@ -46,7 +55,7 @@ void add_data_command(CLI::App& app, CommandRunner& run) {
   struct CheckArgs {
     std::string path, format;
     int threads = 0;
-    bool strict = false;
+    bool strict = false, progress = true;
   };
   auto c = std::make_shared<CheckArgs>();
   CLI::App* check = cmd->add_subcommand(
@@ -58,14 +67,18 @@ void add_data_command(CLI::App& app, CommandRunner& run) {
   check->add_option("--threads", c->threads, "Decode threads (0: all cores)")
       ->check(CLI::NonNegativeNumber);
   check->add_flag("--strict", c->strict, "Non-image files in class folders are errors");
+  check->add_flag("!--no-progress", c->progress, "No progress bar on a terminal");
   check->callback([c, &run] {
-    run = [c](Communicator&) { return run_check(c->path, c->format, c->threads, c->strict); };
+    run = [c](Communicator&) {
+      return run_check(c->path, c->format, c->threads, c->strict, c->progress);
+    };
   });
 
   struct PackArgs {
     std::string src, dst;
     PackOptions opt;
     int64_t shard_mb = 1024;
+    bool progress = true;
   };
   auto p = std::make_shared<PackArgs>();
   CLI::App* pack = cmd->add_subcommand(
@@ -81,12 +94,25 @@ void add_data_command(CLI::App& app, CommandRunner& run) {
   pack->add_option("--threads", p->opt.threads, "Decode/resize threads (0: all cores)")
       ->check(CLI::NonNegativeNumber);
   pack->add_flag("--strict", p->opt.strict, "Unreadable images are errors instead of skipped");
+  pack->add_flag("!--no-progress", p->progress, "No progress bar on a terminal");
   pack->callback([p, &run] {
     run = [p](Communicator&) {
       PackOptions opt = p->opt;
       opt.threads = default_threads(opt.threads);
       opt.shard_bytes = p->shard_mb << 20;
+      std::unique_ptr<ProgressBar> bar;  // one per split, drawn from its first chunk
+      std::string bar_split;
+      if (progress_is_live(p->progress))
+        opt.progress = [&](const std::string& split, int64_t done, int64_t total) {
+          if (!bar || split != bar_split) {
+            bar.reset();  // clears the previous split's line
+            bar_split = split;
+            bar = std::make_unique<ProgressBar>(cat("packing ", split), static_cast<double>(total), true);
+          }
+          bar->update(static_cast<double>(done));
+        };
       PackSummary s = pack_image_folder(p->src, p->dst, opt);
+      bar.reset();
       std::printf("owt data pack: %lld images (%lld skipped) of %zu split%s in %lld shard%s, "
                   "%.1f MiB, in %s\n",
                   static_cast<long long>(s.images), static_cast<long long>(s.skipped),

@@ -1,13 +1,72 @@
 // `owt plan MODEL.yaml --workers K [--batch B] [--bandwidth GB/s] [--flops TFLOP/s] [--json]`:
-// per layer, elements each worker sends per step under data, model and owt's hybrid parallelism.
+// per layer, elements each worker sends per step under data, model and owt's hybrid parallelism,
+// and the memory each worker holds under both (parallel/memory_model.h).
 // The model file needs only name, input, classes and layers (and parallel); --batch stands in
 // for solver.batch when the file has no solver.
+#include <algorithm>
 #include <cstdio>
+#include <thread>
 
 #include "commands.h"
 #include "owt/parallel/cost_model.h"
+#include "owt/train/memory_check.h"
+#include "owt/train/metrics.h"
 
 namespace owt {
+namespace {
+
+std::string json_text(const std::string& s) {
+  std::string out;
+  for (char c : s) out += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+  return out;
+}
+
+// The memory estimate as one JSON object (bytes), with its `largest` buffers.
+std::string memory_json(const MemoryEstimate& m) {
+  std::string largest;
+  for (size_t i = 0; i < std::min<size_t>(5, m.largest.size()); ++i)
+    largest += cat(i ? ", " : "", "{\"what\": \"", json_text(m.largest[i].what), "\", \"bytes\": ",
+                   m.largest[i].bytes, "}");
+  return cat("{\"rank\": ", m.rank, ", \"parameters\": ", m.parameters, ", \"gradients\": ",
+             m.gradients, ", \"optimizer_state\": ", m.optimizer_state, ", \"activations\": ",
+             m.activations, ", \"activation_grads\": ", m.activation_grads, ", \"transition\": ",
+             m.transition, ", \"scratch\": ", m.scratch, ", \"activations_total\": ",
+             m.activation_total(), ", \"data_loader\": ", m.data_loader, ", \"communication\": ", m.communication, ", \"initialization\": ",
+             m.initialization, ", \"step_host\": ", m.step_host, ", \"evaluation\": ", m.evaluation, ", \"checkpoint\": ", m.checkpoint,
+             ", \"transient\": ", m.transient(), ", \"runtime\": ", m.runtime,
+             ", \"peak\": ", m.peak(), ", \"largest\": [", largest, "]}");
+}
+
+void print_memory_table(const MemoryEstimate& owt, const MemoryEstimate& dp) {
+  std::printf("memory per worker (the largest worker; the data set itself is not counted):\n");
+  std::printf("  %-34s %14s %14s\n", "", "owt hybrid", "data-parallel");
+  auto row = [](const char* what, int64_t a, int64_t b) {
+    std::printf("  %-34s %14s %14s\n", what, format_bytes(static_cast<double>(a)).c_str(),
+                format_bytes(static_cast<double>(b)).c_str());
+  };
+  row("parameters", owt.parameters, dp.parameters);
+  row("gradients", owt.gradients, dp.gradients);
+  row("optimizer state (momentum)", owt.optimizer_state, dp.optimizer_state);
+  row("activations, total", owt.activation_total(), dp.activation_total());
+  row("  layer outputs and input", owt.activations, dp.activations);
+  row("  input gradients and dlogits", owt.activation_grads, dp.activation_grads);
+  row("  transition", owt.transition, dp.transition);
+  row("  layer scratch", owt.scratch, dp.scratch);
+  row("data loaders", owt.data_loader, dp.data_loader);
+  row("communication (MPI buffers)", owt.communication, dp.communication);
+  row("passing buffers (init, loss, save)", owt.transient(), dp.transient());
+  row("runtime (process, threads)", owt.runtime, dp.runtime);
+  row("peak", owt.peak(), dp.peak());
+  for (const MemoryEstimate* m : {&owt, &dp}) {
+    std::printf("largest activations, %s:", m == &owt ? "owt hybrid" : "data-parallel");
+    for (size_t i = 0; i < std::min<size_t>(3, m->largest.size()); ++i)
+      std::printf("%s %s %s", i ? "," : "", m->largest[i].what.c_str(),
+                  format_bytes(static_cast<double>(m->largest[i].bytes)).c_str());
+    std::printf("\n");
+  }
+}
+
+}  // namespace
 
 void add_plan_command(CLI::App& app, CommandRunner& run) {
   struct Args {
@@ -15,6 +74,7 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
     int workers = 2;
     int64_t batch = 0;
     double bandwidth_gbs = 10, tflops = 0.2;
+    int threads = 0;
     bool json = false;
   };
   auto args = std::make_shared<Args>();
@@ -27,6 +87,9 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--flops", args->tflops, "Sustained compute per worker, TFLOP/s")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", args->threads,
+                  "Compute threads per worker for the memory estimate (0: cores / workers)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "Print one JSON object");
   cmd->callback([args, &run] {
     run = [args](Communicator& comm) {
@@ -39,6 +102,12 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
       const int64_t batch = args->batch > 0 ? args->batch : cfg.solver.batch;
       PlanReport r = plan_costs(cfg.net, args->workers, batch, args->bandwidth_gbs * 1e9,
                                 args->tflops * 1e12);
+      const int threads = args->threads > 0 ? args->threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / args->workers);
+      const MemoryEstimate mem_owt = estimate_memory_largest(
+          cfg.net, memory_run_for(cfg, args->workers, batch, ParallelMode::Owt, threads));
+      const MemoryEstimate mem_dp = estimate_memory_largest(
+          cfg.net, memory_run_for(cfg, args->workers, batch, ParallelMode::DataOnly, threads));
       if (args->json) {
         std::printf("{\"model\": \"%s\", \"workers\": %d, \"batch\": %lld, \"transition\": \"%s\", "
                     "\"layers\": [", cfg.name.c_str(), r.workers, static_cast<long long>(r.batch),
@@ -52,9 +121,11 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
         }
         std::printf("], \"data_parallel_elements\": %.0f, \"hybrid_elements\": %.0f, "
                     "\"step_seconds\": %.6g, \"step_seconds_dp\": %.6g, \"step_seconds_one_worker\": %.6g, "
-                    "\"speedup\": %.4f, \"speedup_dp\": %.4f}\n",
+                    "\"speedup\": %.4f, \"speedup_dp\": %.4f, \"threads\": %d, "
+                    "\"memory\": {\"hybrid\": %s, \"data_parallel\": %s}}\n",
                     r.data_parallel_total, r.hybrid_total, r.step_seconds, r.step_seconds_dp,
-                    r.step_seconds_one, r.speedup, r.speedup_dp);
+                    r.step_seconds_one, r.speedup, r.speedup_dp, threads,
+                    memory_json(mem_owt).c_str(), memory_json(mem_dp).c_str());
         return 0;
       }
       std::printf("%s on %d workers, batch %lld per worker (global %lld), transition %s\n",
@@ -79,6 +150,7 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
                   "owt %.4g s (speedup %.2fx), data-parallel %.4g s (speedup %.2fx)\n",
                   args->bandwidth_gbs, args->tflops, r.step_seconds_one, r.workers, r.step_seconds,
                   r.speedup, r.step_seconds_dp, r.speedup_dp);
+      print_memory_table(mem_owt, mem_dp);
       return 0;
     };
   });

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "commands.h"
+#include "owt/train/memory_check.h"
 #include "owt/train/metrics.h"
 #include "owt/train/trainer.h"
 
@@ -32,6 +33,26 @@ std::string command_line() {
     out += (out.empty() ? "" : " ") + quote(arg);
     arg.clear();
   }
+  return out;
+}
+
+// Every worker's peak resident set and estimate, as the largest peak's worker saw them
+// (collective): {peak, estimate, rank}.
+struct PeakMemory {
+  int64_t peak = 0, estimate = 0;
+  int rank = 0;
+};
+PeakMemory largest_peak(Communicator& comm, int64_t estimate) {
+  auto to_mib = [](int64_t bytes) { return static_cast<float>(bytes >> 20); };  // exact < 16 TiB
+  const float mine[2] = {to_mib(peak_resident_bytes()), to_mib(estimate)};
+  std::vector<float> all(2 * static_cast<size_t>(comm.size()));
+  comm.all_gather(mine, all.data(), std::vector<size_t>(comm.size(), 2));
+  PeakMemory out;
+  for (int r = 0; r < comm.size(); ++r)
+    if (r == 0 || all[2 * r] > out.peak)
+      out = PeakMemory{static_cast<int64_t>(all[2 * r]), static_cast<int64_t>(all[2 * r + 1]), r};
+  out.peak <<= 20;
+  out.estimate <<= 20;
   return out;
 }
 
@@ -75,6 +96,8 @@ void add_train_command(CLI::App& app, CommandRunner& run) {
   cmd->add_flag("--strict", args->opt.strict,
                 "Unreadable images are errors instead of being skipped with a warning");
   cmd->add_flag("!--no-progress", args->opt.progress, "Print only one line per epoch");
+  cmd->add_flag("--skip-memory-check", args->opt.skip_memory_check,
+                "Start even when the memory estimate exceeds this host's share per worker");
   cmd->callback([args, &run] {
     run = [args](Communicator& world) {
       ComputeSetup setup = setup_compute(world, args->model, args->device, args->opt.threads, true);
@@ -85,6 +108,7 @@ void add_train_command(CLI::App& app, CommandRunner& run) {
       opt.command_line = command_line();
       opt.mode = args->parallel == "dp" ? ParallelMode::DataOnly : ParallelMode::Owt;
       TrainSummary s = train(cfg, opt, *backend, comm);
+      const PeakMemory mem = largest_peak(comm, s.memory_estimate);
       if (comm.rank() == 0) {
         const std::string top5 = cfg.net.classes > 5 ? cat(", top-5 ", fixed(100 * s.final_top5, 2), "%") : "";
         std::printf("owt: trained %s for %lld steps on %d worker%s in %s: test top-1 %.2f%%%s, "
@@ -102,6 +126,10 @@ void add_train_command(CLI::App& app, CommandRunner& run) {
           std::printf("owt: communication: %llu bytes per step per worker (%s)\n",
                       static_cast<unsigned long long>(total), by_op.c_str());
         }
+        std::printf("owt: memory: peak resident set %s%s, estimated %s\n",
+                    format_bytes(static_cast<double>(mem.peak)).c_str(),
+                    comm.size() > 1 ? cat(" (rank ", mem.rank, ", the largest)").c_str() : "",
+                    format_bytes(static_cast<double>(mem.estimate)).c_str());
         std::printf("owt: run directory %s\n", s.run_dir.c_str());
       }
       return 0;

@@ -1,6 +1,8 @@
-// Communicator pieces shared by every implementation: op names and the counter total.
+// Communicator pieces shared by every implementation: op names, the counter total, and the
+// base class's point-to-point (none: an implementation without it throws).
 // The collectives themselves live in local_communicator.cpp, mpi/ and nccl/.
 #include "owt/comm/communicator.h"
+
 
 namespace owt {
 
@@ -11,6 +13,7 @@ const char* comm_op_name(CommOp op) {
     case CommOp::ReduceScatter: return "reduce_scatter";
     case CommOp::Broadcast: return "broadcast";
     case CommOp::Reduce: return "reduce";
+    case CommOp::Send: return "send";
     case CommOp::Count: break;
   }
   return "unknown";

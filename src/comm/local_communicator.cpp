@@ -59,6 +59,14 @@ class LocalCommunicator : public Communicator {
     return done();
   }
 
+  // There is no other rank to talk to.
+  std::unique_ptr<CommHandle> send_async(const float*, size_t, int dest) override {
+    throw Error(cat("send: peer ", dest, " out of range for 1 rank (no peer but itself)"));
+  }
+  std::unique_ptr<CommHandle> recv_async(float*, size_t, int source) override {
+    throw Error(cat("recv: peer ", source, " out of range for 1 rank (no peer but itself)"));
+  }
+
   void barrier() override {}
 
   [[noreturn]] void abort_all(const std::string& message, int exit_code) override {

@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <sstream>
 
@@ -12,7 +13,8 @@
 
 namespace owt {
 
-CheckReport check_dataset(const Dataset& data, const std::string& split, int threads) {
+CheckReport check_dataset(const Dataset& data, const std::string& split, int threads,
+                          const std::function<void(int64_t done)>& progress) {
   CheckReport r;
   r.split = split;
   r.examples = data.size();
@@ -21,6 +23,7 @@ CheckReport check_dataset(const Dataset& data, const std::string& split, int thr
   r.skipped_at_open = data.skipped_at_open();
   for (int64_t i = 0; i < data.size(); ++i) ++r.per_class[static_cast<size_t>(data.label(i))];
   std::vector<std::pair<int64_t, std::string>> bad;
+  std::atomic<int64_t> done{0};
 #pragma omp parallel num_threads(std::max(1, threads))
   {
     Image img;
@@ -34,6 +37,8 @@ CheckReport check_dataset(const Dataset& data, const std::string& split, int thr
       } catch (const BadExample& e) {
         my_bad.emplace_back(i, e.what());
       }
+      const int64_t now = ++done;
+      if (progress && omp_get_thread_num() == 0) progress(now);  // the bar is not thread-safe
     }
 #pragma omp critical(owt_check_merge)
     {
@@ -41,6 +46,7 @@ CheckReport check_dataset(const Dataset& data, const std::string& split, int thr
       bad.insert(bad.end(), my_bad.begin(), my_bad.end());
     }
   }
+  if (progress && data.size() > 0) progress(data.size());
   std::sort(bad.begin(), bad.end());
   for (auto& b : bad) r.unreadable.push_back(std::move(b.second));
   return r;

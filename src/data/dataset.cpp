@@ -34,8 +34,12 @@ std::unique_ptr<Dataset> open_dataset(const std::string& format, const std::stri
   if (format == "cifar100") return open_cifar_dataset(dir, split, 100);
   if (format == "folder") return open_folder_dataset(dir, split, options);
   if (format == "packed") return open_packed_dataset(dir, split);
+  if (format == "synthetic")
+    throw Error(cat("data.format: synthetic sets have no files to open at ", dir,
+                    ": their examples are generated from the model file (data.train_examples, "
+                    "data.test_examples), by open_synthetic_dataset"));
   throw Error(cat("data.format: unknown dataset format '", format, "' for ", dir,
-                  " (supported: idx, cifar10, cifar100, folder, packed)"));
+                  " (supported: idx, cifar10, cifar100, folder, packed; synthetic from a model file)"));
 }
 
 namespace {

@@ -168,6 +168,7 @@ void pack_split(const std::string& src, const std::string& dst, const std::strin
       }
       shards.add(out[r], l.labels[first + r], fs::relative(l.files[first + r], l.root).string());
     }
+    if (opt.progress) opt.progress(name, first + static_cast<int64_t>(out.size()), n);
   }
   shards.finish();
   if (shards.records().empty()) throw Error(cat(l.root, ": no readable images to pack"));

@@ -57,6 +57,21 @@ class ConvLayer : public Layer {
     return {&weight_};
   }
 
+  // The CPU backend's oneDNN copies in its blocked layouts, kept per batch size (measured:
+  // docs/BENCHMARKS.md, "Memory"): forward y (and x from 8 channels up), backward-filter x
+  // (channels padded to 16) and dy, backward-data dx and dy (from 8 channels up), and three
+  // copies of the weights.
+  int64_t scratch_bytes(int64_t rows) const override {
+    const int64_t plane = static_cast<int64_t>(h_) * w_, in = c_ * plane;
+    const int64_t out = static_cast<int64_t>(filters_) * oh_ * ow_;
+    const int64_t padded = (c_ + 15) / 16 * 16 * plane;
+    const int64_t blocked_in = c_ >= 8 ? in : 0;
+    const int64_t floats = rows * (out + blocked_in) + rows * (out + padded) +
+                           (c_ >= 8 ? rows * (out + in) : 0) +
+                           3 * (static_cast<int64_t>(filters_) * c_ * kh_ * kw_ + filters_);
+    return floats * static_cast<int64_t>(sizeof(float));
+  }
+
  private:
   ConvGeom geom(int64_t rows) const {
     return ConvGeom{static_cast<int>(rows), c_, h_, w_, filters_, kh_, kw_, stride_, stride_,

@@ -19,6 +19,10 @@ class LrnLayer : public Layer {
     in_ = in;
     return in;
   }
+  // scale (rows, C, H, W).
+  int64_t scratch_bytes(int64_t rows) const override {
+    return rows * in_.numel() * static_cast<int64_t>(sizeof(float));
+  }
 
   void forward(RunContext& ctx, const Tensor& x, Tensor& y) override {
     Tensor scale = scale_.get(ctx.backend, x.shape());

@@ -27,6 +27,10 @@ class PoolLayer : public Layer {
     ow_ = (w_ + 2 * pad_ - size_) / stride_ + 1;
     return Shape{c_, oh_, ow_};
   }
+  // maxpool's argmax (rows, C, OH, OW) int32.
+  int64_t scratch_bytes(int64_t rows) const override {
+    return is_max_ ? rows * c_ * oh_ * ow_ * static_cast<int64_t>(sizeof(int32_t)) : 0;
+  }
 
   void forward(RunContext& ctx, const Tensor& x, Tensor& y) override {
     PoolGeom g = geom(x.size(0));

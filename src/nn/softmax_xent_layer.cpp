@@ -95,6 +95,19 @@ class SoftmaxXentLayer : public LossLayer {
     }
   }
 
+  // Kept: row max, sum-exp and target on the device and on the host, (rows) each.
+  int64_t scratch_bytes(int64_t rows) const override {
+    return 6 * rows * static_cast<int64_t>(sizeof(float));
+  }
+  // For a moment: best_candidates' host copy of the logits (rows, cols) with its index (cols),
+  // its own and everyone's candidates (rows, 5, 2) x (1 + workers); the gathered pairs.
+  int64_t host_scratch_bytes(int64_t rows) const override {
+    const int64_t K = sharded() ? placement().workers : 1;
+    const int64_t floats = rows * cols_ + cols_ + rows * 5 * 2 * (1 + K) +
+                           (sharded() ? 2 * rows * (1 + K) : 0);
+    return floats * static_cast<int64_t>(sizeof(float));
+  }
+
  private:
   bool sharded() const { return placement().input.is_feature_shard() && placement().workers > 1; }
 

@@ -1,13 +1,16 @@
-// Checkpoint save (gather shards, rank 0 writes safetensors atomically) and load (validate
-// names and shapes, slice this worker's shard, copy to the device).
+// Checkpoint save (rank 0 streams every worker's rows into one safetensors file, atomically)
+// and load (validate names and shapes, read only this worker's rows); the pieces move in
+// checkpoint_stream.cpp.
 #include "owt/train/checkpoint.h"
 
 #include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <set>
 
 #include "owt/core/error.h"
 #include "owt/core/safetensors.h"
+#include "owt/train/checkpoint_stream.h"
 #include "owt/train/metrics.h"
 
 namespace owt {
@@ -53,25 +56,6 @@ std::vector<float> gather_whole(const Param& p, const Tensor& local, Backend& ba
   return whole;
 }
 
-namespace {
-
-// Copies this worker's part of a whole tensor (its shard, or all of it) to `dst`.
-void upload_shard(const Param& p, const std::vector<float>& whole, const Tensor& dst, Backend& backend) {
-  if (!p.sharded()) {
-    backend.from_host(whole.data(), dst.f32(), dst.numel() * sizeof(float));
-    return;
-  }
-  const int64_t full = p.full_shape[p.placement.dim], begin = p.placement.begin;
-  const int64_t n = p.placement.end - begin;
-  const AxisView v = around_axis(p.full_shape, p.placement.dim);
-  std::vector<float> mine(v.outer * n * v.inner);
-  for (int64_t o = 0; o < v.outer; ++o)
-    std::copy_n(whole.data() + (o * full + begin) * v.inner, n * v.inner, mine.data() + o * n * v.inner);
-  backend.from_host(mine.data(), dst.f32(), dst.numel() * sizeof(float));
-}
-
-}  // namespace
-
 void save_checkpoint(const std::string& path, const ParamStore& store, const CheckpointMeta& meta,
                      Backend& backend, Communicator& comm) {
   // Weights and momentum, 4 bytes each: a bar for files over 1 GiB.
@@ -80,30 +64,38 @@ void save_checkpoint(const std::string& path, const ParamStore& store, const Che
   ProgressBar bar(cat("saving ", std::filesystem::path(path).filename().string()), bytes,
                   meta.progress && comm.rank() == 0 && bytes > kCheckpointProgressBytes,
                   ProgressBar::Units::Bytes, 0);
-  StFile file;
-  double gathered = 0;
+  // Every tensor, value then momentum per param; index i is param i / 2.
+  std::vector<StTensorInfo> tensors;
   for (const Param* p : store.params()) {
-    std::vector<float> value = gather_whole(*p, p->value, backend, comm);
-    std::vector<float> state = gather_whole(*p, p->state, backend, comm);
-    file.tensors.push_back(st_f32(p->name, p->full_shape.dims(), value.data()));
-    file.tensors.push_back(
-        st_f32(kStatePrefix + p->name + kStateSuffix, p->full_shape.dims(), state.data()));
-    bar.update(gathered += 2.0 * 4 * p->full_shape.numel());
+    tensors.push_back(StTensorInfo{p->name, "F32", p->full_shape.dims()});
+    tensors.push_back(StTensorInfo{kStatePrefix + p->name + kStateSuffix, "F32", p->full_shape.dims()});
   }
-  if (comm.rank() != 0) return;
-  bar.status(cat("writing ", format_bytes(bytes), " to ", path));
-  file.metadata = {{"format", "owt-checkpoint-1"},
-                   {"owt_version", OWT_VERSION},
-                   {"model_name", meta.cfg.name},
-                   {"model", meta.cfg.text},
-                   {"step", std::to_string(meta.step)},
-                   {"epoch", std::to_string(meta.epoch)},
-                   {"seed", std::to_string(meta.cfg.seed)}};
-  std::string names;
-  for (const std::string& n : meta.class_names) names += (names.empty() ? "" : "\n") + n;
-  if (!names.empty()) file.metadata["class_names"] = names;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  write_safetensors(path, file);
+  std::unique_ptr<StWriter> writer;
+  if (comm.rank() == 0) {
+    std::map<std::string, std::string> metadata = {{"format", "owt-checkpoint-1"},
+                                                   {"owt_version", OWT_VERSION},
+                                                   {"model_name", meta.cfg.name},
+                                                   {"model", meta.cfg.text},
+                                                   {"step", std::to_string(meta.step)},
+                                                   {"epoch", std::to_string(meta.epoch)},
+                                                   {"seed", std::to_string(meta.cfg.seed)}};
+    std::string names;
+    for (const std::string& n : meta.class_names) names += (names.empty() ? "" : "\n") + n;
+    if (!names.empty()) metadata["class_names"] = names;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    writer = std::make_unique<StWriter>(path, metadata, tensors);
+  }
+  // In file order (every worker derives it), so rank 0 writes the file front to back.
+  double done = 0;
+  auto written = [&](uint64_t n) { bar.update(done += static_cast<double>(n)); };
+  for (size_t i : st_file_order(tensors)) {
+    const Param& p = *store.params()[i / 2];
+    write_param_tensor(writer.get(), i, p, i % 2 ? p.state : p.value, backend, comm,
+                       meta.chunk_bytes, written);
+  }
+  if (!writer) return;
+  bar.status(cat("syncing ", format_bytes(bytes), " to ", path));
+  writer->commit();
 }
 
 namespace {
@@ -140,26 +132,26 @@ void save_step_checkpoint(const std::string& run_dir, const ParamStore& store,
 }
 
 LoadedCheckpoint load_checkpoint(const std::string& path, const ParamStore& store, Backend& backend,
-                                 bool with_state) {
-  StFile file = read_safetensors(path);
+                                 bool with_state, size_t chunk_bytes) {
+  const StReader file(path);
   auto load_one = [&](const Param& p, const std::string& name, const Tensor& dst) {
-    const StTensor* t = file.find(name);
+    const StTensorInfo* t = file.find(name);
     if (!t) throw Error(cat(path, ": tensor '", name, "' is missing (the model needs it with shape ",
                             p.full_shape.str(), ")"));
     if (t->shape != p.full_shape.dims())
       throw Error(cat(path, ": tensor '", name, "' has shape ", Shape(t->shape).str(),
                       " but the model expects ", p.full_shape.str()));
-    upload_shard(p, st_as_f32(*t, path), dst, backend);
+    read_param_tensor(file, *t, p, dst, backend, chunk_bytes);
   };
   for (const Param* p : store.params()) {
     load_one(*p, p->name, p->value);
     if (with_state) load_one(*p, kStatePrefix + p->name + kStateSuffix, p->state);
   }
   LoadedCheckpoint out;
-  out.metadata = file.metadata;
+  out.metadata = file.metadata();
   auto number = [&](const char* key) -> int64_t {
-    auto it = file.metadata.find(key);
-    if (it == file.metadata.end()) return 0;
+    auto it = out.metadata.find(key);
+    if (it == out.metadata.end()) return 0;
     try {
       return std::stoll(it->second);
     } catch (...) {
@@ -172,8 +164,9 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const ParamStore& stor
 }
 
 InitFromReport init_from_checkpoint(const std::string& path, const ParamStore& store,
-                                    const std::vector<std::string>& renames, Backend& backend) {
-  StFile file = read_safetensors(path);
+                                    const std::vector<std::string>& renames, Backend& backend,
+                                    size_t chunk_bytes) {
+  const StReader file(path);
   std::vector<std::pair<std::string, std::string>> rules;
   for (const std::string& r : renames) {
     size_t eq = r.find('=');
@@ -188,13 +181,13 @@ InitFromReport init_from_checkpoint(const std::string& path, const ParamStore& s
     }
     return name;
   };
-  std::map<std::string, const StTensor*> by_model_name;
+  std::map<std::string, const StTensorInfo*> by_model_name;
   InitFromReport report;
-  for (const StTensor& t : file.tensors) {
+  for (const StTensorInfo& t : file.tensors()) {
     if (t.name.compare(0, std::string(kStatePrefix).size(), kStatePrefix) == 0) continue;
     by_model_name[renamed(t.name)] = &t;
   }
-  std::set<const StTensor*> taken;
+  std::set<const StTensorInfo*> taken;
   for (const Param* p : store.params()) {
     auto it = by_model_name.find(p->name);
     if (it == by_model_name.end()) {
@@ -207,10 +200,10 @@ InitFromReport init_from_checkpoint(const std::string& path, const ParamStore& s
                                           ", model ", p->full_shape.str(), ")"));
       continue;
     }
-    upload_shard(*p, st_as_f32(*it->second, path), p->value, backend);
+    read_param_tensor(file, *it->second, *p, p->value, backend, chunk_bytes);
     report.loaded.push_back(it->second->name == p->name ? p->name : cat(p->name, " <- ", it->second->name));
   }
-  for (const StTensor& t : file.tensors)
+  for (const StTensorInfo& t : file.tensors())
     if (!taken.count(&t) && t.name.compare(0, std::string(kStatePrefix).size(), kStatePrefix) != 0)
       report.unused.push_back(t.name);
   return report;

@@ -1,9 +1,11 @@
-// open_split and the label-subset view behind `data.labels` (e.g. fine-tuning on 5 of the
-// 10 Fashion-MNIST classes): an index map over the base set, labels renumbered; and the
-// model file's `data.class_names` laid over the set's own names.
+// open_split (a reader of files, or the generated set of `data.format: synthetic`) and the
+// label-subset view behind `data.labels` (fine-tuning on 5 of the 10 Fashion-MNIST classes):
+// an index map over the base set, labels renumbered; `data.class_names` over the set's names.
 #include "owt/train/data_split.h"
 
 #include <map>
+
+#include "owt/data/synthetic_dataset.h"
 
 namespace owt {
 namespace {
@@ -74,23 +76,54 @@ std::unique_ptr<Dataset> select_labels(std::unique_ptr<Dataset> base,
   return std::make_unique<LabelSubset>(std::move(base), labels, what);
 }
 
+std::string data_name(const ModelConfig& cfg) {
+  return cfg.data.path.empty() ? cat(cfg.file, " (", cfg.data.format, " data)") : cfg.data.path;
+}
+
 void check_split(const Dataset& data, const ModelConfig& cfg, const Transform& tf,
                  const std::string& split) {
+  const std::string where = data_name(cfg);
   if (tf.output_shape() != cfg.net.input)
-    throw Error(cat(cfg.data.path, ": ", split, " images are ", data.example_shape().str(),
+    throw Error(cat(where, ": ", split, " images are ", data.example_shape().str(),
                     tf.output_shape() != data.example_shape()
                         ? cat(" (", tf.output_shape().str(), " after augmentation)") : "",
                     " but ", cfg.file, " declares input ", cfg.net.input.str()));
   if (data.classes() > cfg.net.classes)
-    throw Error(cat(cfg.data.path, ": ", split, " labels go up to ", data.classes() - 1, " but ",
+    throw Error(cat(where, ": ", split, " labels go up to ", data.classes() - 1, " but ",
                     cfg.file, " declares classes: ", cfg.net.classes));
-  if (data.size() == 0) throw Error(cat(cfg.data.path, ": the ", split, " set is empty"));
+  if (data.size() == 0) throw Error(cat(where, ": the ", split, " set is empty"));
 }
 
+namespace {
+
+// The model file's synthetic set: its shape, classes and seed (after --seed) with the data keys.
+std::unique_ptr<Dataset> open_synthetic_split(const ModelConfig& cfg, const std::string& split) {
+  if (!cfg.data.path.empty())  // only --data can set it: the parser refuses data.path
+    throw Error(cat(cfg.file, ": data.format is synthetic, its examples are generated: there is "
+                    "nothing to read from ", cfg.data.path, " (drop --data)"));
+  SyntheticSpec s;
+  s.shape = cfg.net.input;
+  s.classes = cfg.net.classes;
+  s.train_examples = cfg.data.train_examples;
+  s.test_examples = cfg.data.test_examples;
+  s.noise = static_cast<float>(cfg.data.noise);
+  s.shift = cfg.data.shift;
+  s.frequency = cfg.data.class_frequency == "zipf" ? ClassFrequency::Zipf : ClassFrequency::Uniform;
+  s.seed = cfg.seed;
+  return open_synthetic_dataset(s, split);
+}
+
+}  // namespace
+
 std::unique_ptr<Dataset> open_split(const ModelConfig& cfg, const std::string& split) {
-  if (cfg.data.path.empty())
-    throw Error(cat(cfg.file, ": no data set: give data.path in the model file or --data DIR"));
-  auto data = open_dataset(cfg.data.format, cfg.data.path, split, DatasetOptions{cfg.data.strict});
+  std::unique_ptr<Dataset> data;
+  if (cfg.data.format == "synthetic") {
+    data = open_synthetic_split(cfg, split);
+  } else {
+    if (cfg.data.path.empty())
+      throw Error(cat(cfg.file, ": no data set: give data.path in the model file or --data DIR"));
+    data = open_dataset(cfg.data.format, cfg.data.path, split, DatasetOptions{cfg.data.strict});
+  }
   if (!cfg.data.labels.empty())
     data = select_labels(std::move(data), cfg.data.labels, cat(cfg.data.path, " (", split, ")"));
   if (cfg.data.class_names.empty()) return data;

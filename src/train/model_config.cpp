@@ -27,6 +27,34 @@ bool printable_name(const std::string& s) {
   return true;
 }
 
+// The keys of `data.format: synthetic` (data/synthetic_dataset.h): both example counts are
+// required; for any other format each of them is refused, as it would do nothing.
+void parse_synthetic(ConfigMap& data, DataConfig& d) {
+  const char* keys[] = {"train_examples", "test_examples", "noise", "shift", "class_frequency"};
+  if (d.format != "synthetic") {
+    for (const char* key : keys)
+      if (data.has(key))
+        data.fail(key, cat("only synthetic data is generated; a ", d.format,
+                           " set's examples come from its files, so ", key, " does nothing"));
+    return;
+  }
+  auto count = [&](const char* key, const char* split) {
+    if (!data.has(key))
+      data.fail(key, cat("synthetic data needs the number of ", split, " examples (e.g. ", key, ": 10000)"));
+    const int64_t n = data.get_int(key);
+    if (n <= 0) data.fail(key, cat("must be a positive integer up to ", limits::kConfigInt));
+    return n;
+  };
+  d.train_examples = count("train_examples", "training");
+  d.test_examples = count("test_examples", "test");
+  d.noise = data.get_float("noise", 0.3);
+  if (d.noise < 0) data.fail("noise", "the noise's standard deviation must be zero or positive");
+  d.shift = data.get_int("shift", 2);
+  if (d.shift < 0 || d.shift > limits::kImageSide)
+    data.fail("shift", cat("the largest shift must be zero (none) or up to ", limits::kImageSide, " pixels"));
+  d.class_frequency = data.get_choice("class_frequency", {"uniform", "zipf"}, "uniform");
+}
+
 TransformSpec parse_transform(ConfigMap& aug, const std::vector<double>& mean,
                               const std::vector<double>& std, bool train) {
   TransformSpec t;
@@ -80,13 +108,19 @@ void check_augment(ConfigMap& aug, const TransformSpec& t, const ModelConfig& m)
 
 void parse_data(ConfigMap& root, ModelConfig& m) {
   ConfigMap data = root.get_map("data");
-  m.data.format = data.get_choice("format", {"idx", "cifar10", "cifar100", "folder", "packed"}, "idx");
-  m.data.path = data.get_string("path", "");
+  m.data.format =
+      data.get_choice("format", {"idx", "cifar10", "cifar100", "folder", "packed", "synthetic"}, "idx");
   const std::string& format = m.data.format;
+  const bool synthetic = format == "synthetic";
+  m.data.path = data.get_string("path", "");
+  if (synthetic && data.has("path"))
+    data.fail("path", "synthetic examples are generated, there are no files to read: remove data.path");
+  parse_synthetic(data, m.data);
   const int64_t c = m.net.input[0], h = m.net.input[1], w = m.net.input[2];
   // (IDX sets are grey, but test fixtures use format idx as a stand-in for networks of any
-  // channel count; a real IDX set of the wrong shape is refused when it is opened.)
-  if (format != "idx" && c != 3)
+  // channel count; a real IDX set of the wrong shape is refused when it is opened. Synthetic
+  // examples take any shape from input.)
+  if (format != "idx" && !synthetic && c != 3)
     root.fail("input", cat(format, " images are RGB (3 channels), but input has ", c,
                            " (data.format at ", data.where("format"), ")"));
   std::vector<double> mean = data.get_float_list("mean", {}), std = data.get_float_list("std", {});
@@ -97,6 +131,9 @@ void parse_data(ConfigMap& root, ModelConfig& m) {
     data.fail("mean", cat("expected 1 or ", channels, " values (one per channel), got ", mean.size()));
   if (!std.empty() && std.size() != 1 && std.size() != channels)
     data.fail("std", cat("expected 1 or ", channels, " values (one per channel), got ", std.size()));
+  if (synthetic && data.has("labels"))
+    data.fail("labels", "a synthetic set generates exactly the model's classes, so keeping "
+                        "`classes` of them only renumbers them: remove data.labels (or change classes)");
   if (data.has("labels")) {
     std::set<int64_t> seen;
     for (int64_t l : data.get_int_list("labels")) {
@@ -140,6 +177,8 @@ void parse_data(ConfigMap& root, ModelConfig& m) {
     data.fail("prefetch", cat("must be zero (no prefetching) or up to ", limits::kPrefetch));
   m.data.prefetch = static_cast<int>(prefetch);
   m.data.strict = data.get_bool("strict", false);
+  if (data.has("strict") && synthetic)
+    data.fail("strict", "synthetic examples are generated, never unreadable, so strict does nothing");
   if (data.has("strict") && fixed_size_format(format))
     data.fail("strict", cat("only folder and packed sets skip unreadable images; a bad ", format,
                             " file is always an error"));

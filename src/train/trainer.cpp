@@ -15,6 +15,7 @@
 #include "owt/train/data_split.h"
 #include "owt/train/evaluate.h"
 #include "owt/train/event_file.h"
+#include "owt/train/memory_check.h"
 #include "owt/train/metrics.h"
 #include "owt/train/model.h"
 #include "owt/train/optimizer.h"
@@ -71,7 +72,7 @@ std::string default_run_dir(const std::string& name) {
 std::string resolved_config_text(const ModelConfig& cfg) {
   YAML::Node doc = YAML::Load(cfg.text);
   doc["seed"] = cfg.seed;
-  doc["data"]["path"] = cfg.data.path;
+  if (!cfg.data.path.empty()) doc["data"]["path"] = cfg.data.path;  // synthetic data has none
   doc["solver"]["batch"] = cfg.solver.batch;
   doc["solver"]["epochs"] = cfg.solver.epochs;
   doc["solver"]["lr"] = cfg.solver.lr;
@@ -126,9 +127,12 @@ class Run {
     eval_loader_.emplace(*test_set_, eval_tf_, loader_spec(false));
     steps_per_epoch_ = train_loader_->batches_per_epoch();
     if (steps_per_epoch_ == 0)
-      throw Error(cat(cfg.data.path, ": the train set has ", train_set_->size(),
+      throw Error(cat(data_name(cfg), ": the train set has ", train_set_->size(),
                       " examples, fewer than one global batch of ", B_, " (", comm.size(), " x ", b_, ")"));
     class_names_ = train_set_->class_names();
+    // Before the model's memory is taken: refuses (on every rank) a run that would not fit.
+    summary_.memory_estimate =
+        check_memory(cfg, opt, backend, comm, train_set_->size(), test_set_->size()).peak();
     model_.emplace(cfg, backend, comm, opt.mode);
     step_ = restore_state(opt, model_->store(), backend, lead_);
     total_steps_ = cfg.solver.epochs * steps_per_epoch_;

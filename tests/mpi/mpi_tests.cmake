@@ -77,3 +77,16 @@ target_compile_definitions(owt_cli_mpi_tests PRIVATE OWT_MPIEXEC="${MPIEXEC_EXEC
 add_dependencies(owt_cli_mpi_tests owt)
 gtest_discover_tests(owt_cli_mpi_tests PROPERTIES LABELS mpi DISCOVERY_TIMEOUT 60
                      ENVIRONMENT "${OWT_MPI_ENV}")
+
+# ---- checkpoints without gathering: K workers' file = one worker's, resharded loads --------
+owt_add_mpi_gtest_executable(owt_checkpoint_mpi_tests ${OWT_MPI_DIR}/checkpoint_mpi_test.cpp)
+owt_add_mpi_test(checkpoint_mpi owt_checkpoint_mpi_tests)
+
+# ---- memory: estimates against every rank's peak RSS; the refusal ends every rank ---------
+add_executable(owt_memory_mpi_tests ${OWT_MPI_DIR}/memory_mpi_test.cpp)
+target_link_libraries(owt_memory_mpi_tests PRIVATE owt_test_support GTest::gtest_main)
+owt_target_warnings(owt_memory_mpi_tests)
+target_compile_definitions(owt_memory_mpi_tests PRIVATE OWT_MPIEXEC="${MPIEXEC_EXECUTABLE}")
+add_dependencies(owt_memory_mpi_tests owt)
+gtest_discover_tests(owt_memory_mpi_tests PROPERTIES LABELS mpi DISCOVERY_TIMEOUT 60
+                     ENVIRONMENT "${OWT_MPI_ENV}")

@@ -12,7 +12,8 @@
 
 namespace owt {
 
-enum class CommOp { AllReduce = 0, AllGather, ReduceScatter, Broadcast, Reduce, Count };
+// Send: point-to-point messages (send/recv), counted by the sender.
+enum class CommOp { AllReduce = 0, AllGather, ReduceScatter, Broadcast, Reduce, Send, Count };
 const char* comm_op_name(CommOp op);
 
 // A collective in flight; wait() blocks until its buffers may be touched. test() lets the
@@ -44,6 +45,13 @@ class Communicator {
   virtual std::unique_ptr<CommHandle> broadcast_async(float* buf, size_t n, int root) = 0;
   // buf (n) summed over ranks into root's buf; other ranks' buf is left unchanged.
   virtual std::unique_ptr<CommHandle> reduce_async(float* buf, size_t n, int root) = 0;
+  // Point-to-point, between two ranks only (not collective): rank `dest` posts the matching
+  // recv_async(buf, n, rank()) with the same n. Messages between one pair of ranks arrive in
+  // the order they were sent. A peer must be another rank. The sender counts n (CommOp::Send).
+  // Pure, like every op here: an out-of-line default would make communicator.cpp the home of
+  // the class's typeinfo, which the CUDA plugin (libowt_cuda.so) and the fuzz build lack.
+  virtual std::unique_ptr<CommHandle> send_async(const float* buf, size_t n, int dest) = 0;
+  virtual std::unique_ptr<CommHandle> recv_async(float* buf, size_t n, int source) = 0;
   virtual void barrier() = 0;
   // Ends every rank of the job with `message` printed once; never returns.
   [[noreturn]] virtual void abort_all(const std::string& message, int exit_code) = 0;
@@ -58,6 +66,8 @@ class Communicator {
   }
   void broadcast(float* buf, size_t n, int root) { broadcast_async(buf, n, root)->wait(); }
   void reduce(float* buf, size_t n, int root) { reduce_async(buf, n, root)->wait(); }
+  void send(const float* buf, size_t n, int dest) { send_async(buf, n, dest)->wait(); }
+  void recv(float* buf, size_t n, int source) { recv_async(buf, n, source)->wait(); }
 
   // Elements this rank sent, per op kind, by the cost model's convention (docs/ARCHITECTURE.md, "Communication and costs").
   uint64_t elements_sent(CommOp op) const { return sent_[static_cast<int>(op)]; }

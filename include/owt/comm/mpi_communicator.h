@@ -33,7 +33,8 @@ class MpiSession {
 // freed), or hold an MpiSession yourself for longer than the communicator.
 //
 // Ops are MPI non-blocking collectives (MPI_Iallreduce, MPI_Iallgatherv,
-// MPI_Ireduce_scatter, MPI_Ibcast, MPI_Ireduce; MPI_FLOAT, MPI_SUM); the handle owns the
+// MPI_Ireduce_scatter, MPI_Ibcast, MPI_Ireduce; MPI_FLOAT, MPI_SUM), and point-to-point
+// MPI_Isend/MPI_Irecv with one tag (ordered per pair of ranks); the handle owns the
 // request and its count arrays, and wait() is MPI_Wait. A handle destroyed unwaited waits
 // in its destructor. Open MPI progresses a collective only inside MPI calls, so overlap
 // with computation is partial until wait(). Every MPI call is checked (owt::Error naming the
@@ -48,6 +49,7 @@ class MpiSession {
 //   all_reduce(n)            2 * (n - shard_counts(n, K)[r])  (= reduce_scatter + all_gather)
 //   broadcast(n, root)       n on every non-root (received), 0 on the root
 //   reduce(n, root)          n on every non-root (sent), 0 on the root
+//   send(n, dest)            n on the sender (MPI_Isend), 0 on the receiver (MPI_Irecv)
 // Everything is 0 when K = 1. Averaged over ranks these are exactly the cost model's
 // per-worker figures: all_reduce 2n(K-1)/K, all_gather and reduce_scatter total(K-1)/K,
 // broadcast and reduce n(K-1)/K. (Per rank they differ by at most 2 elements per call when

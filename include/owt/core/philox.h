@@ -8,7 +8,10 @@
 namespace owt {
 
 // What a random number is for; part of the key so that streams never collide.
-enum class Purpose : uint32_t { Init = 1, Dropout = 2, Shuffle = 3, Augment = 4, Test = 5 };
+enum class Purpose : uint32_t {
+  Init = 1, Dropout = 2, Shuffle = 3, Augment = 4, Test = 5,
+  Synthetic = 6,  // data.format: synthetic (data/synthetic_dataset.h)
+};
 
 struct Philox4 {
   uint32_t v[4];

@@ -2,6 +2,7 @@
 // sizes and unreadable files, for every format.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -21,8 +22,11 @@ struct CheckReport {
   int64_t skipped_at_open = 0;                           // non-image files left out
 };
 
-// Reads every example of `data` on `threads` threads.
-CheckReport check_dataset(const Dataset& data, const std::string& split, int threads);
+// Reads every example of `data` on `threads` threads. `progress`, when given, is called on
+// one thread with the examples read so far (0 < done <= data.size(), never decreasing), at most
+// once per example, the last call with done == data.size().
+CheckReport check_dataset(const Dataset& data, const std::string& split, int threads,
+                          const std::function<void(int64_t done)>& progress = {});
 
 // The report as text: a header line, a class table (a summary past 50 classes), sizes and
 // up to `max_bad` unreadable files.

@@ -76,7 +76,8 @@ std::unique_ptr<Dataset> open_folder_dataset(const std::string& dir, const std::
 std::unique_ptr<Dataset> open_packed_dataset(const std::string& dir, const std::string& split);
 
 // Dispatches on the model file's `data.format` (idx, cifar10, cifar100, folder, packed).
-// Errors name the path.
+// Errors name the path. `synthetic` has no files and is refused here: it is generated from the
+// model file's sizes (open_synthetic_dataset, data/synthetic_dataset.h).
 std::unique_ptr<Dataset> open_dataset(const std::string& format, const std::string& dir,
                                       const std::string& split, DatasetOptions options = {});
 

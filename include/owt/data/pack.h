@@ -3,6 +3,7 @@
 // src/data/pack_format.h), so training reads a handful of files instead of millions.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,9 @@ struct PackOptions {
   int64_t shard_bytes = int64_t{1} << 30;  // start a new shard past this size
   int threads = 1;                       // decode/resize threads
   bool strict = false;                   // unreadable images are errors instead of skipped
+  // Called after every chunk of images with the files of `split` handled so far out of
+  // `total` (never decreasing, the last call with done == total); empty: no calls.
+  std::function<void(const std::string& split, int64_t done, int64_t total)> progress;
 };
 
 struct PackSummary {

@@ -20,7 +20,9 @@ Param make_replicated_param(std::string name, Shape shape, InitSpec init);
 Param make_sharded_param(std::string name, Shape full_shape, int axis, int rank, int workers,
                          InitSpec init);
 
-// Fills p.value (already bound to memory) with its keyed initial values.
+// Fills p.value (already bound to memory) with its keyed initial values: drawn on the OpenMP
+// threads and copied to the device 64 MiB at a time (no host copy of the whole shard); the
+// values do not depend on the thread count.
 void initialize_param(Param& p, uint64_t seed, Backend& backend);
 
 }  // namespace owt

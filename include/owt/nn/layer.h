@@ -76,6 +76,12 @@ class Layer {
   // Multiply-adds x 2 of one example's forward pass on this worker (0 for cheap layers);
   // backward costs about twice as much. Used by `owt bench` and `owt plan`.
   virtual double forward_flops() const { return 0; }
+  // Bytes this layer keeps beyond its params and its output for passes of up to `rows` rows
+  // on this worker, at their largest: its Scratch buffers, the backend's workspace for it.
+  // And the host buffers a pass allocates and frees again. Read by the memory model
+  // (parallel/memory_model.h).
+  virtual int64_t scratch_bytes(int64_t /*rows*/) const { return 0; }
+  virtual int64_t host_scratch_bytes(int64_t /*rows*/) const { return 0; }
   // Forward may write y over x (elementwise layers); saves activation memory.
   virtual bool can_run_in_place() const { return false; }
   // Backward reads this layer's output y (so the next layer must not overwrite it in place).

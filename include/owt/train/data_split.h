@@ -19,6 +19,9 @@ std::unique_ptr<Dataset> open_split(const ModelConfig& cfg, const std::string& s
 void check_split(const Dataset& data, const ModelConfig& cfg, const Transform& tf,
                  const std::string& split);
 
+// The data set in messages: its path, or the model file for a synthetic set.
+std::string data_name(const ModelConfig& cfg);
+
 // The examples of `base` whose label is in `labels`, relabelled by position in `labels`
 // (class names follow). `what` names the set in errors.
 std::unique_ptr<Dataset> select_labels(std::unique_ptr<Dataset> base,

@@ -14,8 +14,13 @@
 namespace owt {
 
 struct DataConfig {
-  std::string format = "idx";  // idx | cifar10 | cifar100 | folder | packed
-  std::string path;
+  std::string format = "idx";  // idx | cifar10 | cifar100 | folder | packed | synthetic
+  std::string path;            // empty for synthetic (it has no files)
+  // synthetic only (data/synthetic_dataset.h; shapes from input, classes from classes):
+  int64_t train_examples = 0, test_examples = 0;  // examples per split
+  double noise = 0.3;                              // per-pixel Gaussian noise, std dev
+  int64_t shift = 2;                               // largest random shift, pixels
+  std::string class_frequency = "uniform";         // uniform (i mod classes) | zipf
   TransformSpec train;  // augment: normalisation, resize, random crop/flip, lighting
   TransformSpec eval;   // normalisation, resize, centre crop (or test_views views)
   int threads = 0;      // decode threads per worker (0: the trainer's --threads)

@@ -30,6 +30,8 @@ struct TrainOptions {
   std::vector<std::string> renames;  // OLD=NEW for init_from
   bool strict = false;        // unreadable images are errors (overrides data.strict)
   bool progress = true;
+  // Start even when the memory estimate exceeds this host's share (train/memory_check.h).
+  bool skip_memory_check = false;
   std::string command_line;   // as typed (shell-quoted), for the run's TensorBoard text summary
 };
 
@@ -39,6 +41,7 @@ struct TrainSummary {
   double train_images_per_s = 0, seconds = 0;
   int64_t steps = 0;
   std::map<std::string, uint64_t> comm_bytes_per_step;  // this worker, per op kind, last epoch
+  int64_t memory_estimate = 0;  // this worker's peak bytes by the memory model (memory_check.h)
 };
 
 // Applies the command-line overrides to a model config (batch, epochs, lr, seed, data path).

@@ -155,6 +155,23 @@ class MpiCommunicator : public Communicator {
     return h;
   }
 
+  std::unique_ptr<CommHandle> send_async(const float* buf, size_t n, int dest) override {
+    check_peer(dest, "send");
+    auto h = std::make_unique<MpiHandle>();
+    OWT_MPI_CHECK(MPI_Isend(buf, to_int(n, "send"), MPI_FLOAT, dest, kPointToPointTag, comm_,
+                            h->request()));
+    count(CommOp::Send, n);
+    return h;
+  }
+
+  std::unique_ptr<CommHandle> recv_async(float* buf, size_t n, int source) override {
+    check_peer(source, "recv");
+    auto h = std::make_unique<MpiHandle>();
+    OWT_MPI_CHECK(MPI_Irecv(buf, to_int(n, "recv"), MPI_FLOAT, source, kPointToPointTag, comm_,
+                            h->request()));
+    return h;
+  }
+
   void barrier() override { OWT_MPI_CHECK(MPI_Barrier(comm_)); }
 
   [[noreturn]] void abort_all(const std::string& message, int exit_code) override {
@@ -176,6 +193,13 @@ class MpiCommunicator : public Communicator {
     if (root < 0 || root >= size_)
       throw Error(cat(op, ": root ", root, " out of range for ", size_, " ranks"));
   }
+  void check_peer(int peer, const char* op) const {
+    if (peer < 0 || peer >= size_ || peer == rank_)
+      throw Error(cat(op, ": peer ", peer, " out of range for ", size_, " ranks (or this rank)"));
+  }
+
+  // Point-to-point messages have their own tag (collectives match separately anyway).
+  static constexpr int kPointToPointTag = 17;
 
   std::unique_ptr<MpiHandle> make_varcount_handle(const std::vector<size_t>& counts,
                                                   const char* op) const {

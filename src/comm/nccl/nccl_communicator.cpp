@@ -193,6 +193,23 @@ class NcclCommunicator : public Communicator {
     return finish();
   }
 
+  std::unique_ptr<CommHandle> send_async(const float* buf, size_t n, int dest) override {
+    check_peer(dest, "send");
+    count(CommOp::Send, n);
+    if (!on_device(buf)) return world_.send_async(buf, n, dest);
+    begin();
+    OWT_NCCL_CHECK(ncclSend(buf, n, ncclFloat, dest, comm_, stream_));
+    return finish();
+  }
+
+  std::unique_ptr<CommHandle> recv_async(float* buf, size_t n, int source) override {
+    check_peer(source, "recv");
+    if (!on_device(buf)) return world_.recv_async(buf, n, source);
+    begin();
+    OWT_NCCL_CHECK(ncclRecv(buf, n, ncclFloat, source, comm_, stream_));
+    return finish();
+  }
+
   void barrier() override { world_.barrier(); }
 
   [[noreturn]] void abort_all(const std::string& message, int exit_code) override {
@@ -231,6 +248,10 @@ class NcclCommunicator : public Communicator {
   void check_root(int root, const char* op) const {
     if (root < 0 || root >= size_)
       throw Error(cat(op, ": root ", root, " out of range for ", size_, " ranks"));
+  }
+  void check_peer(int peer, const char* op) const {
+    if (peer < 0 || peer >= size_ || peer == rank_)
+      throw Error(cat(op, ": peer ", peer, " out of range for ", size_, " ranks (or this rank)"));
   }
   static bool equal(const std::vector<size_t>& counts) {
     for (size_t c : counts)

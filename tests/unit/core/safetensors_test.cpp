@@ -1,6 +1,6 @@
-// Tests for core/safetensors: round trips, the on-disk layout, one error per malformed input
-// (files built byte by byte), and atomic writes under a writer killed mid-write.
-// Compatibility with Python's safetensors/torch was checked by hand (see the commit message).
+// Tests for core/safetensors: round trips, the on-disk layout, one error per malformed input,
+// atomic writes under a killed writer, StWriter/StReader against the whole-file calls (byte for
+// byte, message for message). Python's safetensors/torch compatibility was checked by hand.
 #include "owt/core/safetensors.h"
 
 #include <gtest/gtest.h>
@@ -16,6 +16,8 @@
 #include <fstream>
 #include <functional>
 #include <initializer_list>
+#include <numeric>
+#include <random>
 #include <thread>
 
 #include "owt/core/error.h"
@@ -251,6 +253,7 @@ TEST(Safetensors, EveryMalformedFileIsAnErrorNamingPathAndTensor) {
     const std::string msg = error_of([&] { read_safetensors(path); });
     expect_mentions(msg, {path});
     for (const std::string& e : c.expect) expect_mentions(msg, {e});
+    EXPECT_EQ(error_of([&] { StReader reader(path); }), msg) << "the ranged reader differs";
   }
 }
 
@@ -261,6 +264,8 @@ TEST(Safetensors, MissingFileAndDirectoryAreErrors) {
                   {missing, "cannot open", std::strerror(ENOENT)});
   expect_mentions(error_of([&] { read_safetensors(dir.path()); }),
                   {dir.path(), "not a regular file"});
+  expect_mentions(error_of([&] { StReader r(missing); }), {missing, "cannot open"});
+  expect_mentions(error_of([&] { StReader r(dir.path()); }), {dir.path(), "not a regular file"});
 }
 
 TEST(Safetensors, TruncatedCopyOfAValidFileIsAnError) {
@@ -324,6 +329,249 @@ TEST(Safetensors, AsF32RejectsOtherDtypes) {
                   {"run/ckpt.safetensors", "tensor 'ids'", "expected dtype F32, got I32"});
   const StTensor bad = raw("w", "F32", {2}, {0, 0, 0, 0});
   expect_mentions(error_of([&] { st_as_f32(bad, "p"); }), {"p: tensor 'w'", "has 4 bytes"});
+}
+
+// ---- streaming writer and ranged reader -----------------------------------------------------
+
+std::vector<StTensorInfo> infos_of(const StFile& f) {
+  std::vector<StTensorInfo> out;
+  for (const StTensor& t : f.tensors) out.push_back(StTensorInfo{t.name, t.dtype, t.shape});
+  return out;
+}
+
+// Files whose layout exercises every rule: several dtypes, scalars, empty tensors, odd sizes
+// (so that tensors of one size class end at odd offsets before the next class begins).
+std::vector<StFile> layout_cases() {
+  std::vector<StFile> cases = {sample_file(), StFile{}};
+  StFile odd;
+  odd.metadata = {{"a", "1"}, {"zz", "x\ny"}};
+  std::mt19937 rng(5);
+  auto bytes = [&](size_t n) {
+    std::vector<uint8_t> v(n);
+    for (uint8_t& b : v) b = static_cast<uint8_t>(rng());
+    return v;
+  };
+  odd.tensors.push_back(raw("u8_13", "U8", {13}, bytes(13)));
+  odd.tensors.push_back(raw("bool_3", "BOOL", {3, 1}, {1, 0, 1}));
+  odd.tensors.push_back(raw("f16_7", "F16", {7}, bytes(14)));
+  odd.tensors.push_back(raw("bf16_scalar", "BF16", {}, bytes(2)));
+  odd.tensors.push_back(raw("f64_3x5", "F64", {3, 5}, bytes(120)));
+  odd.tensors.push_back(raw("i64_empty", "I64", {4, 0}, {}));
+  odd.tensors.push_back(raw("f32_odd", "F32", {3, 3, 3}, bytes(108)));
+  odd.tensors.push_back(raw("a_i32", "I32", {5}, bytes(20)));
+  odd.tensors.push_back(raw("f8", "F8_E4M3", {9}, bytes(9)));
+  odd.tensors.push_back(raw("u16_1", "U16", {1}, bytes(2)));
+  cases.push_back(odd);
+  StFile only_metadata;
+  only_metadata.metadata = {{"step", "3"}};
+  cases.push_back(only_metadata);
+  return cases;
+}
+
+uint64_t fnv1a(const std::string& bytes) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+TEST(SafetensorsStream, WriterMakesTheFileOfWriteSafetensorsByteForByte) {
+  // Size and FNV-1a of each layout case as written by write_safetensors before it was built on
+  // StWriter (commit d9afe38): the layout itself is pinned, not only the two writers' agreement.
+  const std::pair<size_t, uint64_t> pinned[] = {{625, 0x79d41af7fe8bff7dull},
+                                                {16, 0x5b1a33d7c17a261full},
+                                                {979, 0x056dfd1daf5e649dull},
+                                                {40, 0x128fd97386e22497ull}};
+  TempDir dir;
+  int n = 0;
+  for (const StFile& f : layout_cases()) {
+    SCOPED_TRACE("case " + std::to_string(n));
+    const std::string whole = dir.file("whole" + std::to_string(n) + ".safetensors");
+    write_safetensors(whole, f);
+    const std::string expected = slurp(whole);
+    EXPECT_EQ(expected.size(), pinned[n].first);
+    EXPECT_EQ(fnv1a(expected), pinned[n].second);
+
+    // Sequential appends, tensors in reverse declaration order, pieces of 1, 2, 3, ... bytes.
+    const std::string seq = dir.file("seq" + std::to_string(n) + ".safetensors");
+    {
+      StWriter w(seq, f.metadata, infos_of(f));
+      for (size_t i = f.tensors.size(); i-- > 0;) {
+        const std::vector<uint8_t>& d = f.tensors[i].data;
+        for (size_t at = 0, step = 1; at < d.size(); at += step, ++step)
+          w.append(i, d.data() + at, std::min(step, d.size() - at));
+      }
+      w.commit();
+    }
+    EXPECT_TRUE(slurp(seq) == expected) << "sequential pieces";
+
+    // By offset, in shuffled order, pieces of 3 bytes.
+    const std::string shuffled = dir.file("pw" + std::to_string(n) + ".safetensors");
+    {
+      StWriter w(shuffled, f.metadata, infos_of(f));
+      std::vector<std::pair<size_t, size_t>> pieces;
+      for (size_t i = 0; i < f.tensors.size(); ++i)
+        for (size_t at = 0; at < f.tensors[i].data.size(); at += 3) pieces.emplace_back(i, at);
+      std::shuffle(pieces.begin(), pieces.end(), std::mt19937(n));
+      for (auto [i, at] : pieces) {
+        const std::vector<uint8_t>& d = f.tensors[i].data;
+        w.write(i, at, d.data() + at, std::min<size_t>(3, d.size() - at));
+      }
+      // The layout it reports is the file's.
+      const StReader r(whole);
+      for (const StTensorInfo& t : w.tensors()) {
+        const StTensorInfo* in_file = r.find(t.name);
+        ASSERT_NE(in_file, nullptr) << t.name;
+        EXPECT_EQ(t.begin, in_file->begin) << t.name;
+        EXPECT_EQ(t.end, in_file->end) << t.name;
+      }
+      w.commit();
+    }
+    EXPECT_TRUE(slurp(shuffled) == expected) << "pieces by offset";
+    ++n;
+  }
+  // Only the finished files are left: no temp files.
+  int entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) (void)e, ++entries;
+  EXPECT_EQ(entries, 3 * n);
+}
+
+TEST(SafetensorsStream, WriterRejectsWhatWriteSafetensorsRejectsAndLeavesNoTempFile) {
+  TempDir dir;
+  const std::string path = dir.file("w.safetensors");
+  const struct {
+    StTensorInfo tensor;
+    const char* expect;
+  } cases[] = {
+      {{"w", "F31", {1}}, "unknown dtype 'F31'"},
+      {{"w", "F32", {-1}}, "negative dimension"},
+      {{"__metadata__", "F32", {1}}, "reserved"},
+      {{"w", "F32", {int64_t{1} << 62, 8}}, "too large"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.expect);
+    expect_mentions(error_of([&] { StWriter w(path, {}, {c.tensor}); }),
+                    {path, "tensor '" + c.tensor.name + "'", c.expect});
+  }
+  expect_mentions(error_of([&] { StWriter w(path, {}, {{"a", "F32", {1}}, {"a", "F32", {1}}}); }),
+                  {path, "'a'", "duplicate"});
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+
+  const uint8_t four[4] = {1, 2, 3, 4};
+  {
+    StWriter w(path, {}, {{"a", "F32", {2}}, {"b", "U8", {3}}});
+    expect_mentions(error_of([&] { w.write(0, 6, four, 4); }), {path, "tensor 'a'", "bytes [6, +4)"});
+    expect_mentions(error_of([&] { w.write(2, 0, four, 1); }), {path, "no tensor #2"});
+    w.write(0, 0, four, 4);
+    w.write(1, 0, four, 3);
+    // Half of 'a' never arrived: commit refuses, and the temp file goes.
+    expect_mentions(error_of([&] { w.commit(); }), {path, "tensor 'a'", "4 of its 8 bytes"});
+    EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+    expect_mentions(error_of([&] { w.write(0, 4, four, 4); }), {path, "discarded"});
+  }
+  {
+    StWriter w(path, {}, {{"a", "U8", {4}}});
+    w.write(0, 0, four, 2);
+    EXPECT_FALSE(std::filesystem::is_empty(dir.path()));  // the temp file
+  }  // never committed: the destructor removes it
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST(SafetensorsStream, ReaderReadsAnyRangeOfOneTensor) {
+  TempDir dir;
+  int n = 0;
+  for (const StFile& f : layout_cases()) {
+    SCOPED_TRACE("case " + std::to_string(n));
+    const std::string path = dir.file("r" + std::to_string(n++) + ".safetensors");
+    write_safetensors(path, f);
+    const StFile whole = read_safetensors(path);
+    const StReader r(path);
+    EXPECT_EQ(r.metadata(), whole.metadata);
+    ASSERT_EQ(r.tensors().size(), whole.tensors.size());
+    for (size_t i = 0; i < whole.tensors.size(); ++i) {
+      const StTensor& t = whole.tensors[i];
+      const StTensorInfo& info = r.tensors()[i];  // both sorted by name
+      EXPECT_EQ(info.name, t.name);
+      EXPECT_EQ(info.dtype, t.dtype);
+      EXPECT_EQ(info.shape, t.shape);
+      ASSERT_EQ(info.bytes(), t.data.size());
+      EXPECT_EQ(r.read_tensor(info).data, t.data);
+      for (uint64_t at = 0; at <= info.bytes(); ++at)
+        for (uint64_t len = 0; at + len <= info.bytes(); len += 5) {
+          std::vector<uint8_t> got(len);
+          r.read(info, at, got.data(), len);
+          EXPECT_TRUE(std::equal(got.begin(), got.end(), t.data.begin() + at)) << t.name << " @" << at;
+        }
+      uint8_t one;
+      expect_mentions(error_of([&] { r.read(info, info.bytes(), &one, 1); }),
+                      {path, "tensor '" + t.name + "'", "cannot read bytes"});
+    }
+    EXPECT_EQ(r.find("nope"), nullptr);
+  }
+  // A file cut short after the header was read: the range read names the path.
+  const std::string path = dir.file("cut.safetensors");
+  write_safetensors(path, sample_file());
+  const StReader r(path);
+  ASSERT_EQ(::truncate(path.c_str(), 8), 0);
+  const StTensorInfo& t = *r.find("conv1.weight");
+  std::vector<uint8_t> buf(t.bytes());
+  expect_mentions(error_of([&] { r.read(t, 0, buf.data(), buf.size()); }), {path, "end of file"});
+}
+
+// The fuzz corpus and every crash input found so far (tests/fuzz), each also cut short and with
+// bytes flipped: the ranged reader accepts exactly what read_safetensors accepts, with the same
+// message, and reads the same bytes.
+TEST(SafetensorsStream, ReaderAgreesWithReadSafetensorsOnTheFuzzInputs) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> inputs;
+  for (const char* sub : {"tests/fuzz/corpus/safetensors", "tests/fuzz/regressions/safetensors"}) {
+    const fs::path d = fs::path(OWT_SOURCE_DIR) / sub;
+    if (fs::is_directory(d))
+      for (const auto& e : fs::recursive_directory_iterator(d))
+        if (e.is_regular_file()) inputs.push_back(slurp(e.path().string()));
+  }
+  ASSERT_GE(inputs.size(), 4u) << "the safetensors fuzz corpus is missing";
+  std::vector<std::string> variants;
+  std::mt19937 rng(11);
+  for (const std::string& in : inputs) {
+    variants.push_back(in);
+    for (size_t keep : {size_t{0}, size_t{7}, size_t{9}, in.size() / 2, in.size() - 1})
+      if (keep < in.size()) variants.push_back(in.substr(0, keep));
+    for (int flips = 0; flips < 40 && !in.empty(); ++flips) {
+      std::string v = in;
+      v[rng() % v.size()] ^= static_cast<char>(1 + rng() % 255);
+      variants.push_back(v);
+    }
+  }
+  TempDir dir;
+  int accepted = 0, rejected = 0;
+  for (size_t i = 0; i < variants.size(); ++i) {
+    SCOPED_TRACE("variant " + std::to_string(i));
+    const std::string path = dir.write("v.safetensors", variants[i]);
+    std::string whole_error, ranged_error;
+    StFile whole;
+    try {
+      whole = read_safetensors(path);
+    } catch (const Error& e) {
+      whole_error = e.what();
+    }
+    try {
+      const StReader r(path);
+      ASSERT_TRUE(whole_error.empty()) << "the ranged reader accepts what read_safetensors refuses: "
+                                       << whole_error;
+      EXPECT_EQ(r.metadata(), whole.metadata);
+      ASSERT_EQ(r.tensors().size(), whole.tensors.size());
+      for (size_t t = 0; t < whole.tensors.size(); ++t)
+        EXPECT_EQ(r.read_tensor(r.tensors()[t]).data, whole.tensors[t].data);
+      ++accepted;
+    } catch (const Error& e) {
+      ranged_error = e.what();
+      EXPECT_EQ(ranged_error, whole_error);
+      ++rejected;
+    }
+  }
+  EXPECT_GT(accepted, 0);
+  EXPECT_GT(rejected, 0);
 }
 
 // ---- atomicity ---------------------------------------------------------------------------

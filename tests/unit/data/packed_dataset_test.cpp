@@ -3,11 +3,14 @@
 // errors naming the file; a corrupt record is a BadExample naming shard and source.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <filesystem>
 #include <fstream>
 
 #include "owt/core/error.h"
+#include "owt/data/check.h"
 #include "owt/data/image_codec.h"
 #include "owt/data/pack.h"
 #include "support/idx_writer.h"
@@ -62,6 +65,37 @@ TEST(PackedDataset, PackKeepingBytesReadsBackExactly) {
   EXPECT_EQ(detect_format(dir.file("packed")), "packed");
   for (const auto& e : fs::directory_iterator(dir.file("packed")))
     EXPECT_NE(e.path().extension(), ".tmp") << e.path();
+}
+
+// `owt data pack` and `owt data check` draw their bars from these callbacks: every split
+// reports its own files, never going back, and ends at its total.
+TEST(PackedDataset, PackAndCheckReportProgressUpToTheirTotals) {
+  SKIP_WITHOUT_OPENCV();
+  test::TempDir dir;
+  test::write_image_folder(dir.file("src"), "train", test::make_rgb_images(150, 8, 8, 3, 1), ".png");
+  test::write_image_folder(dir.file("src"), "val", test::make_rgb_images(5, 8, 8, 3, 2), ".png");
+  PackOptions opt;
+  opt.threads = 1;  // chunks of 64 files: 64, 128, 150 for train
+  std::vector<std::tuple<std::string, int64_t, int64_t>> calls;
+  opt.progress = [&](const std::string& split, int64_t done, int64_t total) {
+    calls.emplace_back(split, done, total);
+  };
+  pack_image_folder(dir.file("src"), dir.file("packed"), opt);
+  using Call = std::tuple<std::string, int64_t, int64_t>;
+  EXPECT_EQ(calls, (std::vector<Call>{{"train", 64, 150}, {"train", 128, 150}, {"train", 150, 150},
+                                      {"val", 5, 5}}));
+
+  auto data = open_dataset("packed", dir.file("packed"), "train");
+  for (int threads : {1, 2}) {
+    std::vector<int64_t> done;
+    CheckReport r = check_dataset(*data, "train", threads, [&](int64_t d) { done.push_back(d); });
+    EXPECT_EQ(r.examples, 150);
+    ASSERT_FALSE(done.empty());
+    EXPECT_TRUE(std::is_sorted(done.begin(), done.end()));
+    EXPECT_GT(done.front(), 0);
+    EXPECT_EQ(done.back(), 150);
+    if (threads == 1) EXPECT_EQ(done.size(), 151u);  // each example, then the closing call
+  }
 }
 
 TEST(PackedDataset, PackResizesToTheShorterSide) {

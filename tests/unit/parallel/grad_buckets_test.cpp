@@ -63,6 +63,12 @@ class FakeComm : public Communicator {
   std::unique_ptr<CommHandle> reduce_async(float*, size_t, int) override {
     return unexpected("reduce");
   }
+  std::unique_ptr<CommHandle> send_async(const float*, size_t, int) override {
+    return unexpected("send");
+  }
+  std::unique_ptr<CommHandle> recv_async(float*, size_t, int) override {
+    return unexpected("recv");
+  }
   void barrier() override { ADD_FAILURE() << "GradBuckets called barrier"; }
   [[noreturn]] void abort_all(const std::string& message, int) override {
     throw std::runtime_error("abort_all: " + message);
