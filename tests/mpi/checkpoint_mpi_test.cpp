@@ -16,27 +16,14 @@
 #include "owt/train/checkpoint.h"
 #include "support/checkpoint_fixture.h"
 #include "support/temp_dir.h"
+#include "support/world_comm.h"
 
 namespace owt {
 namespace {
 
 using test::CheckpointModel;
-
-// The world communicator, released before MPI_Finalize (as in invariant_test.cpp).
-std::unique_ptr<Communicator>& world_slot() {
-  static std::unique_ptr<Communicator> comm;
-  return comm;
-}
-Communicator& world() {
-  if (!world_slot()) world_slot() = make_world_communicator();
-  return *world_slot();
-}
-class ReleaseWorld : public ::testing::Environment {
- public:
-  void TearDown() override { world_slot().reset(); }
-};
-const ::testing::Environment* const kReleaseWorld =
-    ::testing::AddGlobalTestEnvironment(new ReleaseWorld);
+using test::checkpoint_config;
+using test::world;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -55,13 +42,6 @@ std::string broadcast_string(std::string s, Communicator& comm) {
   return s;
 }
 
-ModelConfig config() {
-  ModelConfig cfg;
-  cfg.name = "ckpt";
-  cfg.text = "name: ckpt\n";
-  cfg.seed = 9;
-  return cfg;
-}
 
 TEST(CommMpi, PointToPointDeliversInOrderAndCountsTheSender) {
   Communicator& comm = world();
@@ -97,7 +77,7 @@ TEST(CheckpointMpi, FileEqualsTheOneWorkerFileAndOnlyOwnRowsTravel) {
   std::unique_ptr<test::TempDir> owned;
   if (rank == 0) owned = std::make_unique<test::TempDir>();
   const std::string dir = broadcast_string(owned ? owned->path() : "", comm);
-  const ModelConfig cfg = config();
+  const ModelConfig cfg = checkpoint_config();
   CheckpointModel model(rank, K, *be);
 
   // The one-worker file, written in-process on rank 0 with the local communicator.
@@ -189,7 +169,7 @@ TEST(CheckpointMpi, DISABLED_SaveAndLoadAMillionClassHead) {
     be->copy(p->value.f32(), p->state.f32(), p->value.numel() * sizeof(float));
   const auto before = rss_mib();
 
-  const ModelConfig cfg = config();
+  const ModelConfig cfg = checkpoint_config();
   comm.barrier();
   t0 = std::chrono::steady_clock::now();
   save_checkpoint(path, store, CheckpointMeta{cfg, 1, 1, false, {}}, *be, comm);

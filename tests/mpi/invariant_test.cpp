@@ -12,27 +12,12 @@
 #include "owt/train/checkpoint.h"
 #include "owt/train/evaluate.h"
 #include "owt/train/model.h"
+#include "support/world_comm.h"
 
 namespace owt {
 namespace {
 
-// The world communicator, made on first use and released by a test environment's TearDown, i.e.
-// before main() ends the MPI session (a function-level static would outlive MPI_Finalize and
-// leak its duplicated communicator).
-std::unique_ptr<Communicator>& world_slot() {
-  static std::unique_ptr<Communicator> comm;
-  return comm;
-}
-Communicator& world() {
-  if (!world_slot()) world_slot() = make_world_communicator();
-  return *world_slot();
-}
-class ReleaseWorld : public ::testing::Environment {
- public:
-  void TearDown() override { world_slot().reset(); }
-};
-const ::testing::Environment* const kReleaseWorld =
-    ::testing::AddGlobalTestEnvironment(new ReleaseWorld);
+using test::world;
 
 std::string model_text(const std::string& transition, const std::string& fc_update = "step") {
   return "name: inv\n"

@@ -91,4 +91,12 @@ void CheckpointModel::expect_keyed(Backend& backend, bool with_state) const {
     }
 }
 
+ModelConfig checkpoint_config() {
+  ModelConfig cfg;
+  cfg.name = "ckpt";
+  cfg.text = "name: ckpt\n";
+  cfg.seed = 9;
+  return cfg;
+}
+
 }  // namespace owt::test

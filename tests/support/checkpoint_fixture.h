@@ -8,6 +8,7 @@
 
 #include "owt/backend/backend.h"
 #include "owt/nn/param_store.h"
+#include "owt/train/model_config.h"
 
 namespace owt::test {
 
@@ -28,6 +29,9 @@ class CheckpointModel {
   std::vector<Param> params_;
   std::unique_ptr<ParamStore> store_;
 };
+
+// The model config its checkpoints are saved with (name "ckpt", seed 9).
+ModelConfig checkpoint_config();
 
 // The keyed value of full element `e` of param `name` (momentum when `state`): exact in float.
 float keyed_value(const std::string& name, int64_t e, bool state);

@@ -22,14 +22,6 @@ std::string slurp(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-ModelConfig config() {
-  ModelConfig cfg;
-  cfg.name = "ckpt";
-  cfg.text = "name: ckpt\n";
-  cfg.seed = 9;
-  return cfg;
-}
-
 // Chunk sizes that cut every tensor differently: one float, a few, one head row (11 floats),
 // a bit more, and the default.
 const size_t kChunks[] = {4, 12, 44, 100, kCheckpointChunkBytes};
@@ -39,7 +31,7 @@ TEST(Checkpoint, StreamedFileEqualsTheWholeFileWriterAtAnyChunkSize) {
   auto be = make_cpu_backend();
   auto comm = make_local_communicator();
   CheckpointModel model(0, 1, *be);
-  const ModelConfig cfg = config();
+  const ModelConfig cfg = test::checkpoint_config();
   std::string first;
   for (size_t chunk : kChunks) {
     SCOPED_TRACE("chunk " + std::to_string(chunk));
@@ -76,7 +68,7 @@ TEST(Checkpoint, LoadReshardsOntoAnyWorkerCountReadingOnlyItsRows) {
   TempDir dir;
   auto be = make_cpu_backend();
   auto comm = make_local_communicator();
-  const ModelConfig cfg = config();
+  const ModelConfig cfg = test::checkpoint_config();
   const std::string path = dir.file("one.safetensors");
   {
     CheckpointModel one(0, 1, *be);
