@@ -1,7 +1,8 @@
 // The K-worker invariant (docs/ARCHITECTURE.md) under mpirun: K workers with batch b end with
 // the same weights as one worker with batch K·b (here computed in-process with the local
 // communicator), for both transitions, a model-parallel first layer and --parallel dp, with
-// dropout on. Plus: block updates train, and the byte counters equal `owt plan`'s prediction.
+// dropout on; the class shards' merged top-1 and top-5 counts equal one worker's. Plus: block
+// updates train, and the byte counters equal `owt plan`'s prediction.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -61,6 +62,7 @@ std::string mlp_text(const std::string& transition) {
 struct Trained {
   std::vector<std::vector<float>> params;  // in Network::params() order, full shapes
   std::vector<double> losses;
+  std::vector<int64_t> top1, top5;  // per step, over the global batch (the shards' merged top-5)
   double last_step_elements = 0;  // elements this worker sent during the last step
 };
 
@@ -94,6 +96,8 @@ Trained train_steps(const ModelConfig& cfg, Communicator& comm, ParallelMode mod
     comm.reset_counters();
     EvalCounts c = model.train_step(x, y, labels.data(), rows, s, cfg.solver.lr);
     out.losses.push_back(c.loss_sum / B);
+    out.top1.push_back(c.top1);
+    out.top5.push_back(c.top5);
     out.last_step_elements = static_cast<double>(comm.total_elements_sent());
   }
   for (Param* p : model.store().params())
@@ -111,6 +115,8 @@ void expect_same_training(const std::string& text, ParallelMode mode) {
   ASSERT_EQ(many.params.size(), one.params.size());
   for (size_t s = 0; s < one.losses.size(); ++s)
     EXPECT_NEAR(many.losses[s], one.losses[s], 1e-5 * std::abs(one.losses[s])) << "step " << s;
+  EXPECT_EQ(many.top1, one.top1) << "top-1 counts from the class shards, against one worker's";
+  EXPECT_EQ(many.top5, one.top5) << "top-5 counts from the class shards, against one worker's";
   for (size_t p = 0; p < one.params.size(); ++p) {
     double num = 0, den = 0;
     for (size_t i = 0; i < one.params[p].size(); ++i) {
