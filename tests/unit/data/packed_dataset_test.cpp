@@ -94,7 +94,9 @@ TEST(PackedDataset, PackAndCheckReportProgressUpToTheirTotals) {
     EXPECT_TRUE(std::is_sorted(done.begin(), done.end()));
     EXPECT_GT(done.front(), 0);
     EXPECT_EQ(done.back(), 150);
-    if (threads == 1) EXPECT_EQ(done.size(), 151u);  // each example, then the closing call
+    if (threads == 1) {
+      EXPECT_EQ(done.size(), 151u);  // each example, then the closing call
+    }
   }
 }
 
