@@ -2,6 +2,7 @@
 // wide-head model file of the memory tests.
 #include "support/memory_probe.h"
 
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -96,5 +97,7 @@ std::string wide_head_yaml(const std::string& data_dir, int64_t classes, int bat
        "solver: {type: sgd, lr: 0.01, momentum: 0.9, batch: " << batch << ", epochs: 1}\n";
   return y.str();
 }
+
+bool address_sanitizer_loaded() { return dlsym(RTLD_DEFAULT, "__asan_init") != nullptr; }
 
 }  // namespace owt::test

@@ -18,6 +18,11 @@ struct MeasuredRun {
 };
 MeasuredRun run_measured(const std::vector<std::string>& args, int timeout_s = 300);
 
+// Whether AddressSanitizer's runtime is loaded in this process (tools/sanitize.sh builds the
+// tests and owt with it): peak resident sets then measure its shadow memory and quarantine,
+// not owt's, so RSS comparisons skip.
+bool address_sanitizer_loaded();
+
 // `owt plan MODEL --workers K --batch B --threads T --json`: the memory peak per worker of
 // the hybrid plan (or of data parallelism), in bytes; 0 and a test failure when plan fails.
 int64_t planned_peak(const std::string& model, int workers, int64_t batch, int threads,
