@@ -103,16 +103,10 @@ void draw_elements(const InitSpec& init, uint32_t name_word, RngKey key, int64_t
 }  // namespace
 
 void initialize_param(Param& p, uint64_t seed, Backend& backend) {
-  Shape local = p.local_shape();
   // Elements are enumerated in the full tensor: local (outer, a, inner) -> full (outer, begin+a, inner),
-  // so local row o, i.e. (a, inner) flattened, is one run of full indices from (o * full_axis + begin) * inner.
-  int axis = p.sharded() ? p.placement.dim : 0;
-  int64_t inner = 1, outer = 1;
-  for (int d = axis + 1; d < local.rank(); ++d) inner *= local[d];
-  for (int d = 0; d < axis; ++d) outer *= local[d];
-  int64_t local_axis = local.rank() ? local[axis] : 1, full_axis = p.full_shape.rank() ? p.full_shape[axis] : 1;
-  int64_t offset = p.sharded() ? p.placement.begin : 0;
-  const int64_t total = local.numel(), run = local_axis * inner;
+  // so local row o, i.e. (a, inner) flattened, is one run of full indices from (o * full + begin) * inner.
+  const ShardView v = p.shard_view();
+  const int64_t total = v.outer * v.n * v.inner, run = v.n * v.inner;
   if (total == 0) return;
   const RngKey key = rng_key(seed, Purpose::Init);
   const uint32_t name_word = name_hash(p.name.c_str());
@@ -128,7 +122,7 @@ void initialize_param(Param& p, uint64_t seed, Backend& backend) {
       const int64_t p1 = std::min(c1, c0 + (piece + 1) * kPiece);
       for (int64_t l = c0 + piece * kPiece; l < p1;) {
         const int64_t o = l / run, j = l % run, end = std::min(p1, (o + 1) * run);
-        draw_elements(init, name_word, key, (o * full_axis + offset) * inner + j, end - l,
+        draw_elements(init, name_word, key, (o * v.full + v.begin) * v.inner + j, end - l,
                       host.data() + (l - c0));
         l = end;
       }

@@ -20,17 +20,6 @@ const char* kStatePrefix = "optim.";
 const char* kStateSuffix = ".momentum_buffer";
 const double kCheckpointProgressBytes = 1024.0 * 1024 * 1024;  // a bar above 1 GiB
 
-// A tensor viewed around its sharded axis: (outer, axis, inner).
-struct AxisView {
-  int64_t outer = 1, inner = 1;
-};
-AxisView around_axis(const Shape& s, int axis) {
-  AxisView v;
-  for (int d = 0; d < axis; ++d) v.outer *= s[d];
-  for (int d = axis + 1; d < s.rank(); ++d) v.inner *= s[d];
-  return v;
-}
-
 }  // namespace
 
 // Shards are all-gathered, then each worker's block (outer, local_r, inner) is placed at
@@ -41,8 +30,8 @@ std::vector<float> gather_whole(const Param& p, const Tensor& local, Backend& ba
   backend.to_host(local.f32(), mine.data(), mine.size() * sizeof(float));
   if (!p.sharded() || comm.size() == 1) return mine;
   const int K = comm.size();
-  const int64_t full = p.full_shape[p.placement.dim];
-  const AxisView v = around_axis(p.full_shape, p.placement.dim);
+  const ShardView v = p.shard_view();
+  const int64_t full = v.full;
   std::vector<float> blocks(p.full_shape.numel()), whole(p.full_shape.numel());
   comm.all_gather(mine.data(), blocks.data(), shard_counts(full, K, v.outer * v.inner));
   size_t offset = 0;

@@ -55,10 +55,10 @@ Split split_of(const Param& p, int rank, int K) {
     s.n[0] = s.full;
     return s;
   }
-  const int axis = p.placement.dim;
-  for (int d = 0; d < axis; ++d) s.outer *= p.full_shape[d];
-  for (int d = axis + 1; d < p.full_shape.rank(); ++d) s.inner *= p.full_shape[d];
-  s.full = p.full_shape[axis];
+  const ShardView v = p.shard_view();
+  s.outer = v.outer;
+  s.inner = v.inner;
+  s.full = v.full;
   for (int r = 0; r < K; ++r) {
     s.begin[r] = static_cast<int64_t>(shard_begin(s.full, r, K));
     s.n[r] = static_cast<int64_t>(shard_end(s.full, r, K)) - s.begin[r];
@@ -216,15 +216,9 @@ void read_param_tensor(const StReader& reader, const StTensorInfo& tensor, const
     throw Error(cat(reader.path(), ": tensor '", tensor.name, "': expected dtype F32, got ",
                     tensor.dtype));
   // This worker's (outer, n, inner) of the file's (outer, full, inner).
-  int64_t outer = 1, full = p.full_shape.numel(), inner = 1, begin = 0, n = full;
-  if (p.sharded()) {
-    const int axis = p.placement.dim;
-    for (int d = 0; d < axis; ++d) outer *= p.full_shape[d];
-    for (int d = axis + 1; d < p.full_shape.rank(); ++d) inner *= p.full_shape[d];
-    full = p.full_shape[axis];
-    begin = p.placement.begin;
-    n = p.placement.end - begin;
-  }
+  const ShardView v = p.shard_view();
+  int64_t outer = v.outer;
+  const int64_t inner = v.inner, full = v.full, begin = v.begin, n = v.n;
   OWT_CHECK(dst.numel() == outer * n * inner, p.name);
   if (dst.numel() == 0) return;
   int64_t run = n * inner, row = full * inner;  // elements: this worker's of a row, a row

@@ -118,6 +118,15 @@ struct StepBounds {
 };
 inline const char* const kStepLastLayer = "fc2.";
 
+// The precisions a step is checked in, as test parameters, and their test names
+// ("fp32-strict" -> "fp32_strict": gtest names take no '-').
+inline const auto kStepPrecisions = ::testing::Values("fp32-strict", "tf32", "bf16");
+inline std::string precision_test_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string s = info.param;
+  std::replace(s.begin(), s.end(), '-', '_');
+  return s;
+}
+
 inline StepBounds step_bounds(const std::string& precision) {
   if (precision == "fp32-strict") return {1e-6, 1e-4, 1 - 1e-4, 1e-3};
   if (precision == "tf32") return {1e-4, 5e-3, 0.9, 0.3};

@@ -30,14 +30,7 @@ TEST_P(GpuTrainStep, MatchesTheCpuBackendOnEverySeed) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Precisions, GpuTrainStep,
-                         ::testing::Values("fp32-strict", "tf32", "bf16"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (auto& ch : s)
-                             if (ch == '-') ch = '_';
-                           return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(Precisions, GpuTrainStep, kStepPrecisions, precision_test_name);
 
 // The step through NCCL (K = 1: every collective an in-place identity or a device copy, on the
 // communicator's own stream) equals the step through the local communicator up to cuDNN's

@@ -10,16 +10,7 @@ owt=${1:?usage: torch_interop_test.sh OWT_BINARY SOURCE_DIR}
 src=${2:?usage: torch_interop_test.sh OWT_BINARY SOURCE_DIR}
 owt=$(realpath "$owt") src=$(realpath "$src")
 [[ -x $owt ]] || { echo "FAIL: no owt binary at $owt" >&2; exit 1; }
-py=/usr/bin/python3  # Debian's python3-torch and python3-yaml live here, not in pyenv
-tool="$src/tools/torch_interop.py"
-if ! "$py" -c 'import torch, yaml' 2>/dev/null; then
-  echo "SKIP: $py lacks torch or yaml (tools/install_deps.sh installs python3-torch python3-yaml)"
-  exit 77
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$src/tests/interop/torch_env.sh"
 step() { echo "== $*"; }
 
 step "tiny IDX data set (4 classes, 24x24; 480 train, 203 test: the last eval batch is partial)"

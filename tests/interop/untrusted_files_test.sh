@@ -8,16 +8,7 @@ set -euo pipefail
 
 src=${1:?usage: untrusted_files_test.sh SOURCE_DIR}
 src=$(realpath "$src")
-py=/usr/bin/python3  # Debian's python3-torch and python3-yaml live here
-tool="$src/tools/torch_interop.py"
-if ! "$py" -c 'import torch, yaml' 2>/dev/null; then
-  echo "SKIP: $py lacks torch or yaml (tools/install_deps.sh installs python3-torch python3-yaml)"
-  exit 77
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$src/tests/interop/torch_env.sh"
 
 cat > model.yaml <<'YAML'
 name: tiny

@@ -17,6 +17,13 @@ struct InitSpec {
   float b = 0.f;  // Normal: std; Uniform: high
 };
 
+// A param's full tensor viewed around its sharded axis as (outer, full, inner), of which this
+// worker holds rows [begin, begin + n) of `full`: its local tensor is (outer, n, inner). A
+// replicated param is (1, numel, 1), all of it.
+struct ShardView {
+  int64_t outer = 1, full = 0, inner = 1, begin = 0, n = 0;
+};
+
 struct Param {
   std::string name;       // "<layer>.weight", "<layer>.bias"
   Shape full_shape;       // the unsharded tensor, PyTorch layout
@@ -43,6 +50,18 @@ struct Param {
     std::vector<int64_t> d = full_shape.dims();
     d[placement.dim] = placement.end - placement.begin;
     return Shape(d);
+  }
+
+  ShardView shard_view() const {
+    ShardView v;
+    v.full = v.n = full_shape.numel();
+    if (!sharded()) return v;
+    for (int d = 0; d < placement.dim; ++d) v.outer *= full_shape[d];
+    for (int d = placement.dim + 1; d < full_shape.rank(); ++d) v.inner *= full_shape[d];
+    v.full = full_shape[placement.dim];
+    v.begin = placement.begin;
+    v.n = placement.end - placement.begin;
+    return v;
   }
 };
 

@@ -59,14 +59,7 @@ TEST_P(StepBoundsEmulated, ACorrectBackendMeetsTheBoundsOnEverySeed) {
               worst.worst_norm, worst.worst_norm_param.c_str(), old_tol, old_failures);
 }
 
-INSTANTIATE_TEST_SUITE_P(Precisions, StepBoundsEmulated,
-                         ::testing::Values("fp32-strict", "tf32", "bf16"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (auto& ch : s)
-                             if (ch == '-') ch = '_';
-                           return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(Precisions, StepBoundsEmulated, kStepPrecisions, precision_test_name);
 
 // The emulation itself: rounding as the hardware does.
 TEST(RoundingBackend, RoundsLikeTheHardware) {
