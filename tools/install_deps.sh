@@ -13,8 +13,8 @@ packages=(
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev  # optional: image folders
   dataset-fashion-mnist
   # Interop test and side-by-side benchmarks (tools/torch_interop.py, tools/bench) under
-  # Debian's /usr/bin/python3.
-  python3-torch python3-yaml python3-numpy
+  # Debian's /usr/bin/python3; torchvision for the resnet18 conversion test.
+  python3-torch python3-yaml python3-numpy python3-torchvision
   # tools/plot.py; the project's venv (tools/venv.sh: tensorboard, onnx, onnxruntime from PyPI).
   python3-matplotlib python3-venv
 )

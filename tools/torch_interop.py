@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-# owt <-> PyTorch: builds the torch.nn.Module equivalent of an owt model file (same layer names,
-# so state_dict keys are owt's `<layer>.weight`), and converts weights both ways through a
-# minimal safetensors reader/writer (json + struct + torch only; Debian has no python3-safetensors).
+# owt <-> PyTorch: builds the torch.nn.Module equivalent of an owt model file (a chain or an
+# `inputs:` graph; same layer names, so state_dict keys are owt's `<layer>.weight`,
+# `<bn>.running_mean`, ...), and converts weights and buffers both ways through a minimal
+# safetensors reader/writer (json + struct + torch only; Debian has no python3-safetensors).
 """owt <-> PyTorch weight interchange.
 
   torch_interop.py to-torch   MODEL.yaml CKPT.safetensors OUT.pt [--module]
@@ -14,9 +15,16 @@ accepts only tensors and plain containers (a state_dict) and refuses anything th
 or call code when unpickled; .safetensors files are plain JSON and bytes. A whole pickled
 nn.Module (to-torch --module) therefore cannot be read back: save model.state_dict().
 
+Checkpoints hold every tensor of the torch state_dict under the same name: parameters (F32),
+batchnorm's running_mean and running_var (F32) and num_batches_tracked (a 0-dim I64), plus
+`optim.<param>.momentum_buffer` for parameters only. Dotted layer names (torchvision's
+`layer1.0.conv1`) are modules nested in plain containers, so the keys match torchvision's.
+
 Run with Debian's /usr/bin/python3 (python3-torch, python3-yaml). Reusable functions:
 build_model(yaml_path), read_safetensors(path), write_safetensors(path, tensors, metadata),
-load_owt_checkpoint(model, path), normalise(model, pixels), evaluate(model, data_dir, split).
+load_owt_checkpoint(model, path), normalise(model, pixels), evaluate(model, data_dir, split),
+sgd_optimizer(model) (owt's solver as torch.optim.SGD: per-layer lr_mult/wd_mult/freeze,
+nesterov), model.loss(logits, labels) (with solver.label_smoothing).
 """
 import argparse
 import collections
@@ -155,7 +163,7 @@ def write_safetensors(path, tensors, metadata):
 # ---------------------------------------------------------------------------------------------
 # Model files -> torch modules
 
-_COMMON_KEYS = {"name", "type", "parallel", "split", "lr_mult", "wd_mult", "freeze"}
+_COMMON_KEYS = {"name", "type", "inputs", "parallel", "split", "lr_mult", "wd_mult", "freeze"}
 _TYPE_KEYS = {
     "conv": {"filters", "size", "size_h", "size_w", "stride", "pad", "bias", "init"},
     "maxpool": {"size", "stride", "pad"},
@@ -165,18 +173,45 @@ _TYPE_KEYS = {
     "dropout": {"rate"},
     "flatten": set(),
     "linear": {"outputs", "bias", "init"},
+    "batchnorm": {"eps", "momentum", "sync"},
+    "add": set(),
+    "global_avgpool": set(),
     "softmax_cross_entropy": set(),
 }
+_LOSS = "softmax_cross_entropy"
 
 
-class OwtNet(nn.Sequential):
-    """The layers of an owt model file in order, named as in the file. Linear layers flatten
-    their input first (as owt does); the loss layer is not a module (see `loss`)."""
+class Add(nn.Module):
+    """owt's `add`: the elementwise sum of its inputs (all of one shape)."""
 
-    def __init__(self, layers, config, path):
-        super().__init__(collections.OrderedDict(layers))
+    def forward(self, *xs):
+        y = xs[0]
+        for x in xs[1:]:
+            y = y + x
+        return y
+
+
+class GlobalAvgPool(nn.Module):
+    """owt's `global_avgpool`: (N, C, H, W) -> (N, C), the mean over H and W."""
+
+    def forward(self, x):
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+class OwtNet(nn.Module):
+    """The layers of an owt model file, run in the file's graph order. Each layer's module sits
+    at its owt name, so state_dict keys are owt's checkpoint names: a dotted name such as
+    `layer1.0.conv1` is a module nested in plain containers, as in torchvision. Linear layers
+    flatten their input first (as owt does); the loss layer is not a module (see `loss`).
+
+    `graph` lists (name, input names) in execution order, the loss excluded; an empty input
+    list is the network's input."""
+
+    def __init__(self, config, path, text):
+        super().__init__()
         self.config = config
         self.path = path
+        self.text = text
         self.input_shape = tuple(config["input"])
         self.classes = int(config["classes"])
         data = config.get("data") or {}
@@ -184,33 +219,92 @@ class OwtNet(nn.Sequential):
         self.mean = _per_channel(data.get("mean"), c, 0.0)
         self.std = _per_channel(data.get("std"), c, 1.0)
         self.crop = int(((data.get("augment") or {}).get("crop")) or 0)
+        solver = config.get("solver") or {}
+        self.label_smoothing = float(solver.get("label_smoothing", 0.0))
+        self.graph = []
+        self.output = None  # the layer whose output is the logits (the loss layer's input)
+        self._last_use = {}  # name -> index in graph of the last layer that reads its output
+
+    def add_layer(self, name, module, inputs):
+        """Registers `module` at the dotted owt `name`, run after the layers added before it on
+        the outputs of `inputs` (names; [] for the network's input)."""
+        _register_nested(self, name, module)
+        for i in inputs:
+            self._last_use[i] = len(self.graph)
+        self.graph.append((name, tuple(inputs)))
+
+    def set_output(self, name):
+        self.output = name
+        self._last_use[name] = len(self.graph)
 
     def forward(self, x):
-        for layer in self:
-            if isinstance(layer, nn.Linear) and x.dim() > 2:
-                x = torch.flatten(x, 1)
-            x = layer(x)
-        return x
+        outputs = {}  # outputs still to be read by a later layer
+        for index, (name, inputs) in enumerate(self.graph):
+            xs = [outputs[i] for i in inputs] if inputs else [x]
+            module = self.get_submodule(name)
+            if isinstance(module, nn.Linear) and xs[0].dim() > 2:
+                xs = [torch.flatten(xs[0], 1)]
+            y = module(*xs)
+            for i in inputs:
+                if self._last_use[i] == index:
+                    del outputs[i]
+            if self._last_use.get(name, -1) > index:
+                outputs[name] = y
+        return outputs[self.output] if self.graph else x
 
     def loss(self, logits, labels, reduction="mean"):
-        return F.cross_entropy(logits, labels, reduction=reduction)
+        """The training loss, as owt's softmax_cross_entropy with solver.label_smoothing."""
+        return F.cross_entropy(logits, labels, reduction=reduction, label_smoothing=self.label_smoothing)
 
     def forward_flops(self):
         """Forward multiply-adds x 2 per example for conv and linear layers, as `owt bench`."""
-        flops = 0
-        x = torch.zeros((1,) + self.input_shape)
-        with torch.no_grad():
-            for layer in self:
-                if isinstance(layer, nn.Linear) and x.dim() > 2:
-                    x = torch.flatten(x, 1)
-                y = layer(x)
-                if isinstance(layer, nn.Conv2d):
-                    kh, kw = layer.kernel_size
-                    flops += 2 * layer.out_channels * layer.in_channels * kh * kw * y.shape[2] * y.shape[3]
-                elif isinstance(layer, nn.Linear):
-                    flops += 2 * layer.in_features * layer.out_features
-                x = y
-        return flops
+        flops = [0]
+
+        def count(layer, inputs, y):
+            if isinstance(layer, nn.Conv2d):
+                kh, kw = layer.kernel_size
+                flops[0] += 2 * layer.out_channels * layer.in_channels // layer.groups * kh * kw * y.shape[2] * y.shape[3]
+            else:
+                flops[0] += 2 * layer.in_features * layer.out_features
+
+        hooks = [m.register_forward_hook(count) for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        try:
+            with torch.no_grad():
+                self(torch.zeros((1,) + self.input_shape))
+        finally:
+            for h in hooks:
+                h.remove()
+        return flops[0]
+
+
+def _register_nested(root, name, module):
+    """Adds `module` under `root` at the dotted path `name`, making plain nn.Module containers
+    for the missing parents (`layer1`, `layer1.0` for `layer1.0.conv1`)."""
+    parts = name.split(".")
+    parent = root
+    try:
+        for depth, part in enumerate(parts):
+            if not part:
+                raise InteropError(f"layer name '{name}' has an empty part between dots")
+            existing = parent._modules.get(part)
+            if depth < len(parts) - 1:
+                if existing is None:
+                    existing = nn.Module()
+                    existing.owt_container = True
+                    parent.add_module(part, existing)
+                parent = existing
+            elif existing is None:
+                parent.add_module(part, module)
+            elif getattr(existing, "owt_container", False):
+                # A layer named after an earlier layer's prefix (`block` after `block.conv`):
+                # it takes over the container's children.
+                for child_name, child in existing.named_children():
+                    module.add_module(child_name, child)
+                parent._modules[part] = module
+            else:
+                raise InteropError(f"duplicate layer name '{name}'")
+    except KeyError as e:  # add_module: the name is an attribute of the parent (weight, forward, ...)
+        raise InteropError(f"layer name '{name}' cannot be a torch module name ({e.args[0]})")
 
 
 def _per_channel(values, channels, fallback):
@@ -232,6 +326,13 @@ def _int(layer, key, default=None, minimum=1):
     return v
 
 
+def _float(layer, key, default, low, high):
+    v = layer.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not low < v <= high:
+        raise InteropError(f"layer '{layer['name']}': '{key}' must be a number in ({low}, {high}], got {v!r}")
+    return float(v)
+
+
 def build_model(yaml_path):
     """The torch nn.Module (OwtNet) equivalent of an owt model file, in eval mode."""
     try:
@@ -248,9 +349,39 @@ def build_model(yaml_path):
     inp = cfg.get("input")
     if not (isinstance(inp, list) and len(inp) == 3 and all(isinstance(d, int) and d > 0 for d in inp)):
         raise InteropError(f"{yaml_path}: 'input' must be [C, H, W] of positive integers, got {inp!r}")
-    shape = tuple(inp)  # (C, H, W), or (features,) after flatten / linear
-    layers, names = [], set()
-    for i, layer in enumerate(cfg["layers"]):
+    if not cfg["layers"] or not isinstance(cfg["layers"][-1], dict) or cfg["layers"][-1].get("type") != _LOSS:
+        raise InteropError(f"{yaml_path}: the last layer must be {_LOSS}")
+    nodes = _layer_graph(yaml_path, cfg["layers"])
+    model = OwtNet(cfg, yaml_path, text)
+    loss_inputs = []
+    shapes = {}  # name -> output shape of one example: (C, H, W), or (features,)
+    for i, layer, inputs in _graph_order(yaml_path, nodes):
+        where = f"{yaml_path}: layers[{i}] ('{layer['name']}')"
+        in_shapes = [shapes[n] for n in inputs] if inputs else [tuple(inp)]
+        try:
+            module, shapes[layer["name"]] = _make_layer(layer, layer["type"], in_shapes)
+        except InteropError as e:
+            raise InteropError(f"{where}: {e}")
+        if module is None:  # the loss: its input is the network's output
+            if shapes[layer["name"]] != (cfg.get("classes"),):
+                raise InteropError(f"{yaml_path}: the network outputs {shapes[layer['name']]}, "
+                                   f"but classes is {cfg.get('classes')}")
+            loss_inputs = inputs
+            continue
+        try:
+            model.add_layer(layer["name"], module, inputs)
+        except InteropError as e:
+            raise InteropError(f"{where}: {e}")
+    if loss_inputs:
+        model.set_output(loss_inputs[0])
+    return model.eval()
+
+
+def _layer_graph(yaml_path, layers):
+    """[(file index, layer, input names)] with `inputs:` resolved (default: the previous layer;
+    for the first, the network's input: [])."""
+    nodes, names = [], set()
+    for i, layer in enumerate(layers):
         where = f"{yaml_path}: layers[{i}]"
         if not isinstance(layer, dict) or "name" not in layer or "type" not in layer:
             raise InteropError(f"{where}: each layer needs 'name' and 'type'")
@@ -263,26 +394,58 @@ def build_model(yaml_path):
             raise InteropError(f"{where} ('{name}'): unknown key(s) {', '.join(sorted(extra))} for type {kind}")
         if name in names:
             raise InteropError(f"{where}: duplicate layer name '{name}'")
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", name) or hasattr(nn.Sequential, name):
-            raise InteropError(f"{where}: layer name '{name}' cannot be a torch module name")
+        if not re.fullmatch(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*", name):
+            raise InteropError(f"{where}: layer name '{name}' cannot be a torch module name "
+                               "(letters, digits, _ and -, parts joined by dots)")
         names.add(name)
-        try:
-            module, shape = _make_layer(layer, kind, shape)
-        except InteropError as e:
-            raise InteropError(f"{where}: {e}")
-        if module is not None:
-            layers.append((name, module))
-    if cfg["layers"] and cfg["layers"][-1].get("type") != "softmax_cross_entropy":
-        raise InteropError(f"{yaml_path}: the last layer must be softmax_cross_entropy")
-    if shape != (cfg.get("classes"),):
-        raise InteropError(f"{yaml_path}: the network outputs {shape}, but classes is {cfg.get('classes')}")
-    model = OwtNet(layers, cfg, yaml_path)
-    model.text = text
-    return model.eval()
+        inputs = layer.get("inputs")
+        if inputs is None:
+            inputs = [str(layers[i - 1]["name"])] if i else []
+        elif not (isinstance(inputs, list) and inputs and all(isinstance(n, str) for n in inputs)):
+            raise InteropError(f"{where} ('{name}'): 'inputs' must be a non-empty list of layer names")
+        if kind == "add" and len(inputs) < 2:
+            raise InteropError(f"{where} ('{name}'): add needs at least 2 inputs, got {len(inputs)}")
+        if kind != "add" and len(inputs) > 1:
+            raise InteropError(f"{where} ('{name}'): a {kind} layer takes one input, got {len(inputs)}")
+        nodes.append((i, dict(layer, name=name), list(inputs)))
+    for i, layer, inputs in nodes:
+        for n in inputs:
+            if n not in names:
+                raise InteropError(f"{yaml_path}: layers[{i}] ('{layer['name']}'): input '{n}' is not a layer")
+            if n == layer["name"]:
+                raise InteropError(f"{yaml_path}: layers[{i}] ('{n}'): a layer cannot be its own input")
+    return nodes
 
 
-def _make_layer(layer, kind, shape):
-    """(module or None, output shape) for one layer given its input shape."""
+def _graph_order(yaml_path, nodes):
+    """The nodes in an order where every layer comes after its inputs: the file's order when
+    it already is one (always for a chain), else the earliest ready layer first."""
+    done, order, pending = set(), [], list(nodes)
+    while pending:
+        ready = next((n for n in pending if all(i in done for i in n[2])), None)
+        if ready is None:
+            raise InteropError(f"{yaml_path}: the inputs of layers {_cycle(pending, done)} form a cycle")
+        pending.remove(ready)
+        done.add(ready[1]["name"])
+        order.append(ready)
+    return order
+
+
+def _cycle(pending, done):
+    """'a' -> 'b' -> 'a': a cycle among `pending` nodes, none of which has all its inputs done."""
+    by_name = {n[1]["name"]: n for n in pending}
+    path, node = [], pending[0]
+    while node[1]["name"] not in path:
+        path.append(node[1]["name"])
+        node = by_name[next(i for i in node[2] if i not in done)]
+    path = path[path.index(node[1]["name"]):] + [node[1]["name"]]
+    return " -> ".join(f"'{n}'" for n in path)
+
+
+def _make_layer(layer, kind, shapes):
+    """(module or None, output shape) for one layer given its input shapes."""
+    shape = shapes[0]
+
     def need_chw():
         if len(shape) != 3:
             raise InteropError(f"layer '{layer['name']}': {kind} needs a (C, H, W) input, got {shape}")
@@ -330,22 +493,62 @@ def _make_layer(layer, kind, shape):
             n *= d
         out = _int(layer, "outputs")
         return nn.Linear(n, out, bias=bool(layer.get("bias", True))), (out,)
+    if kind == "batchnorm":
+        # PyTorch's BatchNorm2d over (C, H, W), BatchNorm1d over (F); `sync` (statistics over
+        # the global batch) is how owt splits the batch, nothing for one torch process.
+        if len(shape) not in (1, 3):
+            raise InteropError(f"layer '{layer['name']}': batchnorm needs a (C, H, W) or (F) input, got {shape}")
+        eps, momentum = _float(layer, "eps", 1e-5, 0, 1), _float(layer, "momentum", 0.1, 0, 1)
+        bn = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+        return bn(shape[0], eps=eps, momentum=momentum), shape
+    if kind == "add":
+        if any(s != shape for s in shapes):
+            raise InteropError(f"layer '{layer['name']}': add needs inputs of one shape, got "
+                               f"{', '.join(str(s) for s in shapes)}")
+        return Add(), shape
+    if kind == "global_avgpool":
+        c, _, _ = need_chw()
+        return GlobalAvgPool(), (c,)
     return None, shape  # softmax_cross_entropy: the loss (OwtNet.loss)
 
 
 def expected_tensors(model):
-    """OrderedDict name -> shape of every owt checkpoint parameter, in layer order."""
+    """OrderedDict name -> shape of every tensor of an owt checkpoint but the optimizer state:
+    parameters and buffers (BatchNorm's running statistics), in layer order."""
     return collections.OrderedDict((k, tuple(v.shape)) for k, v in model.state_dict().items())
+
+
+def sgd_optimizer(model):
+    """torch.optim.SGD as owt's solver trains `model`: lr, momentum, weight_decay, nesterov, and
+    each layer's lr_mult, wd_mult and freeze (frozen params are left out)."""
+    solver = model.config.get("solver") or {}
+    lr, wd = float(solver["lr"]), float(solver.get("weight_decay", 0.0))
+    groups = []
+    for layer in model.config["layers"]:
+        if layer.get("type") == _LOSS or layer.get("freeze", False):
+            continue
+        params = list(model.get_submodule(str(layer["name"])).parameters(recurse=False))
+        if params:
+            groups.append({"params": params, "lr": lr * float(layer.get("lr_mult", 1.0)),
+                           "weight_decay": wd * float(layer.get("wd_mult", 1.0))})
+    return torch.optim.SGD(groups, lr=lr, momentum=float(solver.get("momentum", 0.9)),
+                           weight_decay=wd, nesterov=bool(solver.get("nesterov", False)))
 
 
 # ---------------------------------------------------------------------------------------------
 # Conversions
 
+def _owt_dtype(model_tensor):
+    """owt stores parameters and float buffers as F32, counters (num_batches_tracked) as I64."""
+    return torch.float32 if model_tensor.is_floating_point() else torch.int64
+
+
 def load_owt_checkpoint(model, path):
-    """Loads an owt checkpoint's weights into `model` (optimizer state is ignored)."""
+    """Loads an owt checkpoint's weights and buffers into `model` (optimizer state is ignored)."""
     tensors, _ = read_safetensors(path)
     sd = {}
-    for name, shape in expected_tensors(model).items():
+    for name, want in model.state_dict().items():
+        shape = tuple(want.shape)
         if name not in tensors:
             raise InteropError(f"{path}: tensor '{name}' is missing "
                                f"(the model needs it with shape {list(shape)})")
@@ -353,8 +556,8 @@ def load_owt_checkpoint(model, path):
         if tuple(t.shape) != shape:
             raise InteropError(f"{path}: tensor '{name}' has shape {list(t.shape)} "
                                f"but the model expects {list(shape)}")
-        if t.dtype != torch.float32:
-            raise InteropError(f"{path}: tensor '{name}' is {_CODES[t.dtype]}, expected F32")
+        if t.dtype != _owt_dtype(want):
+            raise InteropError(f"{path}: tensor '{name}' is {_CODES[t.dtype]}, expected {_CODES[_owt_dtype(want)]}")
         sd[name] = t
     model.load_state_dict(sd, strict=True)
     return model
@@ -412,27 +615,39 @@ def load_torch_weights(path):
     return collections.OrderedDict((k[len("module."):] if k.startswith("module.") else k, v) for k, v in sd.items())
 
 
-def torch_to_owt_tensors(model, sd, path):
-    """Checks a state_dict against the model; returns owt checkpoint tensors (F32, with zero
-    momentum buffers so the file is resumable)."""
-    want = expected_tensors(model)
+def torch_to_owt_tensors(model, sd, path, notes=None):
+    """Checks a state_dict against the model; returns owt checkpoint tensors: parameters and
+    float buffers F32, num_batches_tracked I64, and zero momentum buffers for the parameters so
+    the file is resumable. A missing num_batches_tracked (state_dicts saved before PyTorch 0.4.1,
+    such as torchvision's pretrained ResNets) is 0, as PyTorch's load_state_dict makes it; each
+    such tensor's name is appended to `notes` when given."""
+    want = model.state_dict()
     extra = [k for k in sd if k not in want]
     if extra:
-        raise InteropError(f"{path}: tensor '{extra[0]}' is not a parameter of {model.path} "
+        raise InteropError(f"{path}: tensor '{extra[0]}' is not a parameter or buffer of {model.path} "
                            f"({len(extra)} unexpected; the model has {', '.join(want)})")
     out = collections.OrderedDict()
-    for name, shape in want.items():
+    for name, like in want.items():
+        shape, dtype = tuple(like.shape), _owt_dtype(like)
+        if name not in sd and name.endswith(".num_batches_tracked"):
+            out[name] = torch.zeros(shape, dtype=dtype)
+            if notes is not None:
+                notes.append(name)
+            continue
         if name not in sd:
             raise InteropError(f"{path}: tensor '{name}' is missing "
                                f"(the model needs it with shape {list(shape)})")
         t = sd[name]
-        if not torch.is_tensor(t) or not t.is_floating_point():
+        if dtype.is_floating_point and not (torch.is_tensor(t) and t.is_floating_point()):
             raise InteropError(f"{path}: tensor '{name}' is not a floating-point tensor")
+        if not dtype.is_floating_point and not (torch.is_tensor(t) and not t.is_floating_point()
+                                                and not t.is_complex() and t.dtype != torch.bool):
+            raise InteropError(f"{path}: tensor '{name}' is not an integer tensor (a counter)")
         if tuple(t.shape) != shape:
             raise InteropError(f"{path}: tensor '{name}' has shape {list(t.shape)} "
                                f"but {model.path} expects {list(shape)}")
-        out[name] = t.detach().to(torch.float32).contiguous()
-    for name in want:
+        out[name] = t.detach().to(dtype).contiguous()
+    for name, _ in model.named_parameters():
         out[f"optim.{name}.momentum_buffer"] = torch.zeros_like(out[name])
     return out
 
@@ -535,9 +750,14 @@ def _cmd_to_torch(a):
 
 def _cmd_from_torch(a):
     model = build_model(a.model)
-    tensors = torch_to_owt_tensors(model, load_torch_weights(a.weights), a.weights)
+    zeroed = []
+    tensors = torch_to_owt_tensors(model, load_torch_weights(a.weights), a.weights, zeroed)
     write_safetensors(a.out, tensors, owt_metadata(model, a.weights))
-    print(f"{a.out}: owt checkpoint with {len(tensors) // 2} parameters (zero momentum, step 0)")
+    params, buffers = len(list(model.parameters())), len(list(model.buffers()))
+    print(f"{a.out}: owt checkpoint with {params} parameters (zero momentum, step 0)"
+          + (f" and {buffers} buffers" if buffers else ""))
+    if zeroed:
+        print(f"{a.weights} has no num_batches_tracked for {len(zeroed)} batchnorm layers: set to 0, as PyTorch does")
 
 
 def _cmd_eval(a):
@@ -562,7 +782,10 @@ def _cmd_to_onnx(a):
         raise InteropError(f"--opset {a.opset}: owt exports with opset {onnx_export.MIN_OPSET} or newer")
     model = load_owt_checkpoint(build_model(a.model), a.checkpoint)
     names = read_safetensors(a.checkpoint)[1].get("class_names")
-    onnx_export.export_onnx(model, a.out, a.opset, names.split("\n") if names else None)
+    try:
+        onnx_export.export_onnx(model, a.out, a.opset, names.split("\n") if names else None)
+    except onnx_export.ExportError as e:
+        raise InteropError(f"{a.model}: cannot export to ONNX: {e}")
     print(f"{a.out}: ONNX (opset {a.opset}, dynamic batch): input {list(model.input_shape)} -> logits [{model.classes}]")
 
 

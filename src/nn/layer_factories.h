@@ -17,5 +17,8 @@ std::unique_ptr<Layer> make_dropout_layer(ConfigMap& cfg);
 std::unique_ptr<Layer> make_flatten_layer(ConfigMap& cfg);
 std::unique_ptr<Layer> make_linear_layer(ConfigMap& cfg);
 std::unique_ptr<Layer> make_softmax_xent_layer(ConfigMap& cfg);
+std::unique_ptr<Layer> make_batchnorm_layer(ConfigMap& cfg);
+std::unique_ptr<Layer> make_global_avgpool_layer(ConfigMap& cfg);
+std::unique_ptr<Layer> make_add_layer(ConfigMap& cfg);
 
 }  // namespace owt

@@ -1,12 +1,14 @@
 // ParamStore: lays params out in two contiguous groups (summed over workers; the model-parallel
-// stage's) and binds each param's value, gradient and state as views into them.
+// stage's) and binds each param's value, gradient and state as views into them; buffers get
+// their values in a third buffer.
 #include "owt/nn/param_store.h"
 
 #include <algorithm>
 
 namespace owt {
 
-ParamStore::ParamStore(std::vector<Param*> params, Backend& backend) : params_(std::move(params)) {
+ParamStore::ParamStore(std::vector<Param*> params, std::vector<Param*> buffers, Backend& backend)
+    : params_(std::move(params)), buffers_(std::move(buffers)) {
   for (auto it = params_.rbegin(); it != params_.rend(); ++it)
     if ((*it)->summed_over_workers()) summed_.push_back(*it);
   for (Param* p : params_)
@@ -28,6 +30,17 @@ ParamStore::ParamStore(std::vector<Param*> params, Backend& backend) : params_(s
       p->state = states_[g].view(offset, s);
       offset += s.numel();
     }
+  }
+  size_t buffer_size = 0;
+  for (Param* b : buffers_) {
+    OWT_CHECK(!b->sharded(), "buffer ", b->name, " must be replicated");
+    buffer_size += b->full_shape.numel();
+  }
+  buffer_values_ = backend.empty(Shape{static_cast<int64_t>(std::max<size_t>(buffer_size, 1))});
+  size_t offset = 0;
+  for (Param* b : buffers_) {
+    b->value = buffer_values_.view(offset, b->full_shape);
+    offset += b->full_shape.numel();
   }
 }
 

@@ -18,6 +18,9 @@ const std::map<std::string, LayerFactory>& layer_registry() {
       {"flatten", make_flatten_layer},
       {"linear", make_linear_layer},
       {"softmax_cross_entropy", make_softmax_xent_layer},
+      {"batchnorm", make_batchnorm_layer},
+      {"global_avgpool", make_global_avgpool_layer},
+      {"add", make_add_layer},
   };
   return table;
 }

@@ -1,6 +1,7 @@
 // softmax_cross_entropy: the loss, model-parallel over a class shard (docs/ARCHITECTURE.md). Each worker
 // reduces its shard to (row max, row sum-exp, target logit); the shards combine without ever
-// gathering the logits: one all-gather of (max, sum-exp) pairs and one all-reduce of targets.
+// gathering the logits: one all-gather of (max, sum-exp) pairs and one all-reduce of targets
+// (with label smoothing, of (target, logit sum) pairs: the smoothing needs sum_c logit_c).
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -35,12 +36,30 @@ class SoftmaxXentLayer : public LossLayer {
     return in;
   }
 
+  // PyTorch's CrossEntropyLoss(label_smoothing=epsilon) in training passes (solver.label_smoothing):
+  //   loss = (1 - eps) (-log p_target) + eps mean_c (-log p_c) over all C classes.
+  // Evaluation passes (ctx.training false) report the plain cross-entropy.
+  void set_label_smoothing(double epsilon) override {
+    OWT_CHECK(epsilon >= 0 && epsilon < 1, "label smoothing must be in [0, 1), got ", epsilon);
+    smoothing_ = epsilon;
+  }
+
   double forward_loss(RunContext& ctx, const Tensor& logits, const Tensor& labels) override {
     int rows = static_cast<int>(logits.size(0));
-    reduce_rows(ctx, logits, labels);
+    const double eps = smoothing(ctx);
+    reduce_rows(ctx, logits, labels, eps > 0);
     double sum = 0;
-    for (int r = 0; r < rows; ++r)
-      sum += std::log(static_cast<double>(sumexp_host_[r])) + max_host_[r] - target_host_[r];
+    if (eps == 0) {
+      for (int r = 0; r < rows; ++r)
+        sum += std::log(static_cast<double>(sumexp_host_[r])) + max_host_[r] - target_host_[r];
+      return sum;
+    }
+    // -log p_c = lse - logit_c, so mean_c (-log p_c) = lse - (sum_c logit_c) / C.
+    for (int r = 0; r < rows; ++r) {
+      const double lse = std::log(static_cast<double>(sumexp_host_[r])) + max_host_[r];
+      sum += (1 - eps) * (lse - target_host_[r]) +
+             eps * (lse - static_cast<double>(logit_sum_host_[r]) / static_cast<double>(classes_));
+    }
     return sum;
   }
 
@@ -48,9 +67,11 @@ class SoftmaxXentLayer : public LossLayer {
                      Tensor& dlogits) override {
     int rows = static_cast<int>(logits.size(0));
     Tensor m = row_max_.get(ctx.backend, Shape{rows}), s = row_sumexp_.get(ctx.backend, Shape{rows});
+    const XentGrad grad(1.f / static_cast<float>(ctx.loss_rows),
+                        static_cast<float>(smoothing(ctx)), classes_);
     ctx.backend.xent_backward(logits.f32(), m.f32(), s.f32(), labels.i32(), rows,
-                              static_cast<int>(cols_), static_cast<int>(col0_),
-                              1.f / static_cast<float>(ctx.loss_rows), dlogits.f32());
+                              static_cast<int>(cols_), static_cast<int>(col0_), grad,
+                              dlogits.f32());
   }
 
   void count_correct(RunContext& ctx, const Tensor& logits, const int32_t* labels, int64_t* top1,
@@ -95,21 +116,25 @@ class SoftmaxXentLayer : public LossLayer {
     }
   }
 
-  // Kept: row max, sum-exp and target on the device and on the host, (rows) each.
+  // Kept: row max, sum-exp and target (and with label smoothing the logit sum) on the device
+  // and on the host, (rows) each.
   int64_t scratch_bytes(int64_t rows) const override {
-    return 6 * rows * static_cast<int64_t>(sizeof(float));
+    return (smoothing_ > 0 ? 8 : 6) * rows * static_cast<int64_t>(sizeof(float));
   }
   // For a moment: best_candidates' host copy of the logits (rows, cols) with its index (cols),
-  // its own and everyone's candidates (rows, 5, 2) x (1 + workers); the gathered pairs.
+  // its own and everyone's candidates (rows, 5, 2) x (1 + workers); the gathered pairs; with
+  // label smoothing the (target, logit sum) pairs (rows, 2).
   int64_t host_scratch_bytes(int64_t rows) const override {
     const int64_t K = sharded() ? placement().workers : 1;
     const int64_t floats = rows * cols_ + cols_ + rows * 5 * 2 * (1 + K) +
-                           (sharded() ? 2 * rows * (1 + K) : 0);
+                           (sharded() ? 2 * rows * (1 + K) : 0) +
+                           (sharded() && smoothing_ > 0 ? 2 * rows : 0);
     return floats * static_cast<int64_t>(sizeof(float));
   }
 
  private:
   bool sharded() const { return placement().input.is_feature_shard() && placement().workers > 1; }
+  double smoothing(const RunContext& ctx) const { return ctx.training ? smoothing_ : 0.0; }
 
   // Every worker's k best (value, class) per row, packed as floats (workers, rows, k, 2);
   // -inf pads a shard with fewer than k classes.
@@ -152,8 +177,9 @@ class SoftmaxXentLayer : public LossLayer {
     return out;
   }
 
-  // Leaves the global row max, row sum-exp (device and host) and target logit (host).
-  void reduce_rows(RunContext& ctx, const Tensor& logits, const Tensor& labels) {
+  // Leaves the global row max, row sum-exp (device and host) and target logit (host); with
+  // `logit_sums`, the sum of each row's logits over all classes (host) too.
+  void reduce_rows(RunContext& ctx, const Tensor& logits, const Tensor& labels, bool logit_sums) {
     int rows = static_cast<int>(logits.size(0)), cols = static_cast<int>(cols_);
     Tensor m = row_max_.get(ctx.backend, Shape{rows}), s = row_sumexp_.get(ctx.backend, Shape{rows});
     Tensor t = target_.get(ctx.backend, Shape{rows});
@@ -166,6 +192,12 @@ class SoftmaxXentLayer : public LossLayer {
     ctx.backend.to_host(m.f32(), max_host_.data(), rows * sizeof(float));
     ctx.backend.to_host(s.f32(), sumexp_host_.data(), rows * sizeof(float));
     ctx.backend.to_host(t.f32(), target_host_.data(), rows * sizeof(float));
+    if (logit_sums) {
+      Tensor z = logit_sum_.get(ctx.backend, Shape{rows});
+      ctx.backend.row_sum(logits.f32(), rows, cols, z.f32());
+      logit_sum_host_.resize(rows);
+      ctx.backend.to_host(z.f32(), logit_sum_host_.data(), rows * sizeof(float));
+    }
     if (!sharded()) return;
     int K = placement().workers;
     std::vector<float> pairs(2 * rows), all(2 * rows * K);
@@ -180,14 +212,27 @@ class SoftmaxXentLayer : public LossLayer {
       max_host_[r] = mx;
       sumexp_host_[r] = static_cast<float>(sum);
     }
-    ctx.comm.all_reduce(target_host_.data(), rows);
+    reduce_targets(ctx, rows, logit_sums);
     ctx.backend.from_host(max_host_.data(), m.f32(), rows * sizeof(float));
     ctx.backend.from_host(sumexp_host_.data(), s.f32(), rows * sizeof(float));
   }
 
+  // Sums each row's target logit (and logit sum) over the class shards: one all-reduce.
+  void reduce_targets(RunContext& ctx, int rows, bool logit_sums) {
+    if (!logit_sums) {
+      ctx.comm.all_reduce(target_host_.data(), rows);
+      return;
+    }
+    std::vector<float> pairs(2 * rows);  // (rows, 2): target, logit sum
+    for (int r = 0; r < rows; ++r) pairs[2 * r] = target_host_[r], pairs[2 * r + 1] = logit_sum_host_[r];
+    ctx.comm.all_reduce(pairs.data(), pairs.size());
+    for (int r = 0; r < rows; ++r) target_host_[r] = pairs[2 * r], logit_sum_host_[r] = pairs[2 * r + 1];
+  }
+
   int64_t cols_ = 0, col0_ = 0, classes_ = 0;
-  Scratch row_max_, row_sumexp_, target_;  // (rows) each
-  std::vector<float> max_host_, sumexp_host_, target_host_;
+  double smoothing_ = 0;  // label smoothing eps of training passes
+  Scratch row_max_, row_sumexp_, target_, logit_sum_;  // (rows) each
+  std::vector<float> max_host_, sumexp_host_, target_host_, logit_sum_host_;
 };
 
 }  // namespace

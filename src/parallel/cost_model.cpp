@@ -57,7 +57,9 @@ PlanReport plan_costs(const NetworkSpec& spec, int K, int64_t batch, double band
     c.params = full_params(layer);
     const bool in_mp = mp && i >= t;
     c.placement = layer.params().empty() ? "" : net.placement(i).model_parallel ? "model" : "data";
-    c.data_parallel = all_reduce_cost(static_cast<double>(c.params), K);
+    // The layer's own all-reduces (sync BatchNorm) happen under either plan.
+    const double own = all_reduce_cost(static_cast<double>(layer.all_reduced_elements()), K);
+    c.data_parallel = all_reduce_cost(static_cast<double>(c.params), K) + own;
     c.forward_flops = layer.forward_flops() * (in_mp ? B : b);
     fwd_flops_worker += c.forward_flops;
     fwd_flops_one += one.layer(i).forward_flops() * B;
@@ -70,7 +72,7 @@ PlanReport plan_costs(const NetworkSpec& spec, int K, int64_t batch, double band
     const LayerPlacement& place = net.placement(i);
     const bool feature_shard_in = place.input.is_feature_shard();
     if (!in_mp) {
-      c.hybrid = c.data_parallel;
+      c.hybrid = c.data_parallel;  // includes `own`
     } else if (layer.as_loss()) {
       // Over a class shard: (max, sum-exp) pairs gathered, target logits summed, top-k
       // candidates gathered. Over whole logits every worker computes the same loss alone.

@@ -20,11 +20,15 @@
 //    buckets hold only the Partial ones (ParamStore::summed()).
 // 5. Activations are owned by the step: inputs_[i] is what layer i read in this pass, so
 //    backward never guesses which tensor fed a layer (block inputs, gathered rows, x).
+// 6. Graphs. The data-parallel stage may be a graph (`inputs:`); it runs in file order, and a
+//    gradient read by several layers is summed in its slot (run_order.h). The model-parallel
+//    stage is a chain (Network checks it).
 #include "owt/parallel/hybrid_step.h"
 
 #include <algorithm>
 #include <chrono>
 #include <numeric>
+#include <tuple>
 
 namespace owt {
 
@@ -59,11 +63,8 @@ HybridStep::HybridStep(Network& net, ParamStore& store, Backend& backend, Commun
     : net_(net), store_(store), backend_(backend), comm_(comm), spec_(spec),
       block_updates_(spec.fc_update == FcUpdate::Block && spec.transition == Transition::Pipelined &&
                      net.has_model_parallel_stage()),
-      buckets_(store, comm, bucket_bytes), in_place_(net.size(), false), inputs_(net.size()),
-      outputs_(net.size()) {
-  for (size_t i = 1; i + 1 < net.size(); ++i)
-    in_place_[i] = net.layer(i).can_run_in_place() && !net.layer(i - 1).backward_needs_output();
-}
+      buckets_(store, comm, bucket_bytes), in_place_(in_place_layers(net)), inputs_(net.size()),
+      outputs_(net.size()) {}
 
 void HybridStep::enable_profiling(bool on) {
   profiling_ = on;
@@ -72,7 +73,7 @@ void HybridStep::enable_profiling(bool on) {
 }
 
 RunContext HybridStep::context(bool training, uint64_t seed, int64_t step, const BatchRows& rows) {
-  return RunContext{backend_, comm_, training, seed, step, rows.row0(), rows.total()};
+  return RunContext{backend_, comm_, training, seed, step, rows.row0(), rows.total(), rows.total()};
 }
 
 // ---- the step ----------------------------------------------------------------------------
@@ -218,52 +219,73 @@ void HybridStep::data_parallel_backward(RunContext& ctx, const Tensor& da_local,
 
 Tensor HybridStep::output_of(size_t i, int64_t rows) {
   Shape shape = net_.output_shape(i).with_batch(rows);
-  if (in_place_[i]) return inputs_[i].reshaped(shape);
+  if (in_place_[i]) return inputs_[i][0].reshaped(shape);
   return outputs_[i].get(backend_, shape);
 }
 
+// Layers of a stage in file order (a topological order: inputs come first). An input from
+// outside [begin, end) is the stage's input: the batch, or the rows the transition delivered.
 Tensor HybridStep::run_forward(RunContext& ctx, size_t begin, size_t end, const Tensor& input,
                                int64_t rows) {
-  Tensor x = input;
   for (size_t i = begin; i < end; ++i) {
-    inputs_[i] = x;
+    std::vector<Tensor>& x = inputs_[i];
+    x.clear();
+    for (size_t p : net_.inputs_of(i))
+      x.push_back(p == Network::kNetworkInput || p < begin ? input : output_of(p, rows));
     Tensor y = output_of(i, rows);
     timed(profiling_, backend_, profiling_ ? &times_.forward[i] : nullptr,
-          [&] { net_.layer(i).forward(ctx, x, y); });
-    x = y;
+          [&] { net_.layer(i).forward_inputs(ctx, x, y); });
   }
-  return x;
+  return output_of(end - 1, rows);
 }
 
+const BackwardSlots& HybridStep::backward_slots(size_t begin, size_t end, bool want_dx) {
+  auto key = std::make_tuple(begin, end, want_dx);
+  auto it = slot_plans_.find(key);
+  if (it == slot_plans_.end())
+    it = slot_plans_.emplace(key, plan_backward(net_, in_place_, begin, end, want_dx)).first;
+  return it->second;
+}
+
+// Reverse file order; each gradient lives in the slot plan_backward gave it (run_order.h).
 Tensor HybridStep::run_backward(RunContext& ctx, size_t begin, size_t end, const Tensor& dy_in,
                                 int64_t rows, bool want_dx) {
-  Tensor dy = dy_in;
-  int cur = -1;  // which grad_ buffer holds dy (-1: neither)
+  const BackwardSlots& plan = backward_slots(begin, end, want_dx);
+  if (grad_.size() < plan.slot_width.size()) grad_.resize(plan.slot_width.size());
+  std::vector<Tensor> slots;
+  for (size_t k = 0; k < plan.slot_width.size(); ++k)
+    slots.push_back(grad_[k].get(backend_, Shape{plan.slot_width[k] * rows}));
+  auto slot = [&](int k, const Shape& shape) {
+    return k == BackwardSlots::kStageGradient ? dy_in.reshaped(shape) : slots[k].view(0, shape);
+  };
   for (size_t i = end; i-- > begin;) {
     Layer& layer = net_.layer(i);
-    Tensor x = inputs_[i], y = output_of(i, rows);
-    Tensor dx;
-    const bool need_dx = i > begin || want_dx;
-    if (need_dx) {
-      Shape shape = net_.input_shape(i).with_batch(rows);
-      if (in_place_[i]) {
-        dx = dy.reshaped(shape);
-      } else {
-        cur = cur == 0 ? 1 : 0;
-        dx = grad_[cur].get(backend_, shape);
+    const BackwardSlots::Step& st = plan.steps[i - begin];
+    const std::vector<size_t>& from = net_.inputs_of(i);
+    Tensor y = output_of(i, rows);
+    Tensor dy = slot(st.dy, y.shape());
+    std::vector<Tensor> dx(from.size());
+    std::vector<Tensor*> want(from.size(), nullptr);
+    for (size_t k = 0; k < from.size(); ++k)
+      if (st.dx[k] != BackwardSlots::kNone) {
+        dx[k] = slot(st.dx[k], inputs_[i][k].shape());
+        want[k] = &dx[k];
       }
-    }
     timed(profiling_, backend_, profiling_ ? &times_.backward[i] : nullptr,
-          [&] { layer.backward(ctx, x, y, dy, need_dx ? &dx : nullptr); });
+          [&] { layer.backward_inputs(ctx, inputs_[i], y, dy, want); });
     for (Param* p : layer.params()) buckets_.ready(p);
     // A Partial input gradient inside the model-parallel stage becomes whole (Replicate) for
     // the layer before; at the transition, transition_backward reduces it by rows instead.
     const bool at_transition = net_.has_model_parallel_stage() && i == net_.transition();
-    if (need_dx && !at_transition && layer.input_grad_placement().is_partial())
-      comm_.all_reduce(dx.f32(), dx.numel());
-    dy = dx;
+    for (size_t k = 0; k < from.size(); ++k) {
+      if (!want[k]) continue;
+      if (!at_transition && layer.input_grad_placement().is_partial())
+        comm_.all_reduce(dx[k].f32(), dx[k].numel());
+      if (st.add_into[k])
+        backend_.axpy(1.f, dx[k].f32(), slot(st.target[k], dx[k].shape()).f32(), dx[k].numel());
+    }
   }
-  return dy;
+  return want_dx ? slot(plan.input_slot, inputs_[begin][0].shape()) : Tensor();
 }
 
 // ---- losses and counts -------------------------------------------------------------------

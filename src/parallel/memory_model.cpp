@@ -6,6 +6,7 @@
 
 #include "owt/core/shard.h"
 #include "owt/parallel/network.h"
+#include "owt/parallel/run_order.h"
 
 namespace owt {
 namespace {
@@ -22,33 +23,23 @@ constexpr int64_t kProcessBytes = int64_t{58} << 20;
 constexpr int64_t kThreadBytes = int64_t{512} << 10;
 constexpr int64_t kMpiBytes = int64_t{8} << 20;  // Open MPI started (mpirun -np K, K > 1)
 
-// Which layers HybridStep runs in place (its constructor's rule): layer i writes its output
-// over its input unless it is the first or the loss, or the layer before reads its own output
-// in backward.
-std::vector<bool> in_place_layers(const Network& net) {
-  std::vector<bool> in_place(net.size(), false);
-  for (size_t i = 1; i + 1 < net.size(); ++i)
-    in_place[i] = net.layer(i).can_run_in_place() && !net.layer(i - 1).backward_needs_output();
-  return in_place;
-}
-
 std::string rows_shape(int64_t rows, const Shape& one) { return one.with_batch(rows).str(); }
 
-// The two ping-pong input-gradient buffers of HybridStep::run_backward, each at the largest
-// size it is asked for: every layer not run in place takes the other buffer for its dx.
-struct GradBuffers {
-  int64_t size[2] = {0, 0};
-  std::string what[2];
+// Backward's gradient slots (run_order.h; HybridStep shares them between the stages), each
+// at the largest gradient it holds.
+struct GradSlots {
+  std::vector<int64_t> size;
+  std::vector<std::string> what;
   void backward(const Network& net, const std::vector<bool>& in_place, size_t begin, size_t end,
                 int64_t rows, bool want_dx) {
-    int cur = -1;
-    for (size_t i = end; i-- > begin;) {
-      if (!(i > begin || want_dx) || in_place[i]) continue;
-      cur = cur == 0 ? 1 : 0;
-      const int64_t bytes = net.input_shape(i).numel() * rows * kFloat;
-      if (bytes <= size[cur]) continue;
-      size[cur] = bytes;
-      what[cur] = cat("input gradient of ", net.layer(i).name(), " ", rows_shape(rows, net.input_shape(i)));
+    const BackwardSlots plan = plan_backward(net, in_place, begin, end, want_dx);
+    for (size_t k = 0; k < plan.slot_width.size(); ++k) {
+      if (k == size.size()) size.push_back(0), what.emplace_back();
+      const int64_t bytes = plan.slot_width[k] * rows * kFloat;
+      if (bytes <= size[k]) continue;
+      size[k] = bytes;
+      what[k] = cat("input gradient of ", net.layer(plan.slot_layer[k]).name(), " ",
+                    rows_shape(rows, Shape{plan.slot_width[k]}));
     }
   }
 };
@@ -154,6 +145,7 @@ MemoryEstimate estimate_memory(const NetworkSpec& spec, const MemoryRun& run, in
     m.optimizer_state += bytes;
     if (K > 1 && p->summed_over_workers()) m.communication += bytes;
   }
+  for (Param* p : net.buffers()) m.parameters += p->local_shape().numel() * kFloat;
 
   // The input batch (the trainer's x_dev, (b, C, H, W)) and every output not written in place.
   add(&m.activations, cat("input ", rows_shape(b, spec.input)), b * spec.input.numel() * kFloat);
@@ -164,15 +156,16 @@ MemoryEstimate estimate_memory(const NetworkSpec& spec, const MemoryRun& run, in
         rows * net.output_shape(i).numel() * kFloat);
   }
 
-  // Input gradients: the ping-pong pair, and dlogits (the loss's input, a class shard).
-  GradBuffers grads;
+  // Input gradients: backward's slots (a ping-pong pair for a chain), and dlogits (the loss's
+  // input, a class shard).
+  GradSlots grads;
   if (mp) {
     grads.backward(net, in_place, t, last, stage_rows, true);
     grads.backward(net, in_place, 0, t, b, false);
   } else {
     grads.backward(net, in_place, 0, last, b, false);
   }
-  for (int j = 0; j < 2; ++j) add(&m.activation_grads, grads.what[j], grads.size[j]);
+  for (size_t j = 0; j < grads.size.size(); ++j) add(&m.activation_grads, grads.what[j], grads.size[j]);
   const Shape& logits = net.input_shape(last);
   add(&m.activation_grads, cat("dlogits ", rows_shape(stage_rows, logits)),
       stage_rows * logits.numel() * kFloat);

@@ -1,12 +1,13 @@
 // Checkpoint save (rank 0 streams every worker's rows into one safetensors file, atomically)
-// and load (validate names and shapes, read only this worker's rows); the pieces move in
-// checkpoint_stream.cpp.
+// and load (validate names and shapes, read only this worker's rows) of params, momentum and
+// buffers; the pieces move in checkpoint_stream.cpp.
 #include "owt/train/checkpoint.h"
 
 #include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <set>
+#include <utility>
 
 #include "owt/core/error.h"
 #include "owt/core/safetensors.h"
@@ -47,18 +48,26 @@ std::vector<float> gather_whole(const Param& p, const Tensor& local, Backend& ba
 
 void save_checkpoint(const std::string& path, const ParamStore& store, const CheckpointMeta& meta,
                      Backend& backend, Communicator& comm) {
-  // Weights and momentum, 4 bytes each: a bar for files over 1 GiB.
-  double bytes = 0;
-  for (const Param* p : store.params()) bytes += 2.0 * 4 * p->full_shape.numel();
-  ProgressBar bar(cat("saving ", std::filesystem::path(path).filename().string()), bytes,
-                  meta.progress && comm.rank() == 0 && bytes > kCheckpointProgressBytes,
-                  ProgressBar::Units::Bytes, 0);
-  // Every tensor, value then momentum per param; index i is param i / 2.
+  // Every tensor, value then momentum per param, then every buffer's value; sources[i] is
+  // where tensor i comes from.
   std::vector<StTensorInfo> tensors;
+  std::vector<std::pair<const Param*, const Tensor*>> sources;
+  double bytes = 0;  // a bar for files over 1 GiB
   for (const Param* p : store.params()) {
     tensors.push_back(StTensorInfo{p->name, "F32", p->full_shape.dims()});
     tensors.push_back(StTensorInfo{kStatePrefix + p->name + kStateSuffix, "F32", p->full_shape.dims()});
+    sources.emplace_back(p, &p->value);
+    sources.emplace_back(p, &p->state);
+    bytes += 2.0 * 4 * p->full_shape.numel();
   }
+  for (const Param* b : store.buffers()) {
+    tensors.push_back(StTensorInfo{b->name, b->integer ? "I64" : "F32", b->full_shape.dims()});
+    sources.emplace_back(b, &b->value);
+    bytes += (b->integer ? 8.0 : 4.0) * b->full_shape.numel();
+  }
+  ProgressBar bar(cat("saving ", std::filesystem::path(path).filename().string()), bytes,
+                  meta.progress && comm.rank() == 0 && bytes > kCheckpointProgressBytes,
+                  ProgressBar::Units::Bytes, 0);
   std::unique_ptr<StWriter> writer;
   if (comm.rank() == 0) {
     std::map<std::string, std::string> metadata = {{"format", "owt-checkpoint-1"},
@@ -77,11 +86,9 @@ void save_checkpoint(const std::string& path, const ParamStore& store, const Che
   // In file order (every worker derives it), so rank 0 writes the file front to back.
   double done = 0;
   auto written = [&](uint64_t n) { bar.update(done += static_cast<double>(n)); };
-  for (size_t i : st_file_order(tensors)) {
-    const Param& p = *store.params()[i / 2];
-    write_param_tensor(writer.get(), i, p, i % 2 ? p.state : p.value, backend, comm,
+  for (size_t i : st_file_order(tensors))
+    write_param_tensor(writer.get(), i, *sources[i].first, *sources[i].second, backend, comm,
                        meta.chunk_bytes, written);
-  }
   if (!writer) return;
   bar.status(cat("syncing ", format_bytes(bytes), " to ", path));
   writer->commit();
@@ -136,6 +143,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const ParamStore& stor
     load_one(*p, p->name, p->value);
     if (with_state) load_one(*p, kStatePrefix + p->name + kStateSuffix, p->state);
   }
+  for (const Param* b : store.buffers()) load_one(*b, b->name, b->value);
   LoadedCheckpoint out;
   out.metadata = file.metadata();
   auto number = [&](const char* key) -> int64_t {
@@ -177,7 +185,9 @@ InitFromReport init_from_checkpoint(const std::string& path, const ParamStore& s
     by_model_name[renamed(t.name)] = &t;
   }
   std::set<const StTensorInfo*> taken;
-  for (const Param* p : store.params()) {
+  std::vector<const Param*> wanted(store.params().begin(), store.params().end());
+  wanted.insert(wanted.end(), store.buffers().begin(), store.buffers().end());
+  for (const Param* p : wanted) {
     auto it = by_model_name.find(p->name);
     if (it == by_model_name.end()) {
       report.missing.push_back(p->name);

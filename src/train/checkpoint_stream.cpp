@@ -1,9 +1,11 @@
 // One param tensor to or from a safetensors file in bounded pieces (checkpoint_stream.h): rank 0
 // assembles the file block by block from every worker's rows; each worker reads only its own.
+// Integer buffers (num_batches_tracked) are I64 in the file, a float in memory.
 #include "owt/train/checkpoint_stream.h"
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -162,9 +164,42 @@ void send_pieces(const std::vector<Step>& steps, const float* local, Backend& ba
 
 }  // namespace
 
+namespace {
+
+// An integer buffer (Param::integer: replicated, a few elements): rank 0 writes its copy as I64.
+void write_integer_tensor(StWriter* writer, size_t index, const Param& p, const Tensor& local,
+                          Backend& backend, Communicator& comm,
+                          const std::function<void(uint64_t)>& written) {
+  OWT_CHECK(!p.sharded(), p.name, ": an integer tensor is replicated");
+  if (comm.rank() != 0) return;
+  OWT_CHECK(writer != nullptr, "rank 0 writes the checkpoint");
+  std::vector<float> values(local.numel());
+  backend.to_host(local.f32(), values.data(), values.size() * sizeof(float));
+  std::vector<int64_t> counts(values.size());
+  for (size_t i = 0; i < values.size(); ++i)
+    counts[i] = static_cast<int64_t>(std::llround(values[i]));
+  writer->write(index, 0, counts.data(), counts.size() * sizeof(int64_t));
+  if (written) written(counts.size() * sizeof(int64_t));
+}
+
+void read_integer_tensor(const StReader& reader, const StTensorInfo& tensor, const Param& p,
+                         const Tensor& dst, Backend& backend) {
+  if (tensor.dtype != "I64")
+    throw Error(cat(reader.path(), ": tensor '", tensor.name, "': expected dtype I64, got ",
+                    tensor.dtype));
+  OWT_CHECK(!p.sharded() && dst.numel() == p.full_shape.numel(), p.name);
+  std::vector<int64_t> counts(dst.numel());
+  reader.read(tensor, 0, counts.data(), counts.size() * sizeof(int64_t));
+  std::vector<float> values(counts.begin(), counts.end());
+  backend.from_host(values.data(), dst.f32(), values.size() * sizeof(float));
+}
+
+}  // namespace
+
 void write_param_tensor(StWriter* writer, size_t index, const Param& p, const Tensor& local,
                         Backend& backend, Communicator& comm, size_t chunk_bytes,
                         const std::function<void(uint64_t)>& written) {
+  if (p.integer) return write_integer_tensor(writer, index, p, local, backend, comm, written);
   const Split split = split_of(p, comm.rank(), comm.size());
   OWT_CHECK(local.numel() == (p.sharded() ? split.outer * split.n[comm.rank()] * split.inner
                                            : p.full_shape.numel()), p.name);
@@ -212,6 +247,7 @@ void write_param_tensor(StWriter* writer, size_t index, const Param& p, const Te
 
 void read_param_tensor(const StReader& reader, const StTensorInfo& tensor, const Param& p,
                        const Tensor& dst, Backend& backend, size_t chunk_bytes) {
+  if (p.integer) return read_integer_tensor(reader, tensor, p, dst, backend);
   if (tensor.dtype != "F32")
     throw Error(cat(reader.path(), ": tensor '", tensor.name, "': expected dtype F32, got ",
                     tensor.dtype));

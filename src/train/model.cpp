@@ -9,10 +9,13 @@ namespace owt {
 Model::Model(const ModelConfig& cfg, Backend& backend, Communicator& comm, ParallelMode mode,
              ParamInit init)
     : backend_(backend), seed_(cfg.seed), net_(cfg.net, comm.rank(), comm.size(), mode),
-      store_(net_.params(), backend), stepper_(net_, store_, backend, comm, cfg.net.parallel),
+      store_(net_.params(), net_.buffers(), backend), stepper_(net_, store_, backend, comm, cfg.net.parallel),
       sgd_(cfg.solver) {
-  if (init == ParamInit::Seeded)
+  net_.loss().set_label_smoothing(cfg.solver.label_smoothing);
+  if (init == ParamInit::Seeded) {
     for (Param* p : store_.params()) initialize_param(*p, cfg.seed, backend);
+    for (Param* b : store_.buffers()) initialize_param(*b, cfg.seed, backend);
+  }
 }
 
 EvalCounts Model::train_step(const Tensor& x, const Tensor& labels, const int32_t* labels_host,

@@ -217,6 +217,12 @@ void parse_solver(ConfigMap& root, SolverConfig& s) {
   if (s.momentum < 0 || s.momentum >= 1) cfg.fail("momentum", "must be in [0, 1)");
   s.weight_decay = cfg.get_float("weight_decay", 0.0);
   if (s.weight_decay < 0) cfg.fail("weight_decay", "must be zero or positive");
+  s.nesterov = cfg.get_bool("nesterov", false);
+  if (s.nesterov && s.momentum == 0)
+    cfg.fail("nesterov", "Nesterov momentum needs a momentum above 0 (momentum is 0)");
+  s.label_smoothing = cfg.get_float("label_smoothing", 0.0);
+  if (s.label_smoothing < 0 || s.label_smoothing >= 1)
+    cfg.fail("label_smoothing", "must be in [0, 1)");
   s.batch = cfg.get_int("batch");
   if (s.batch <= 0 || s.batch > limits::kBatch)
     cfg.fail("batch", cat("must be a positive integer up to ", limits::kBatch));
@@ -268,13 +274,18 @@ void check_layer_keys(const ModelConfig& m, Network& net) {
     Layer& layer = net.layer(i);
     ConfigMap lc(m.net.layers[i], m.file, cat("layer '", layer.name(), "'"));
     const bool frozen = lc.has("freeze") && lc.get_bool("freeze", false);
-    for (const char* key : {"lr_mult", "wd_mult", "freeze"}) {
+    for (const char* key : {"lr_mult", "wd_mult", "bias_wd_mult", "freeze"}) {
       if (!lc.has(key)) continue;
       if (layer.params().empty())
         lc.fail(key, cat("a ", layer.type(), " layer has no parameters, so ", key, " does nothing"));
       if (frozen && std::string(key) != "freeze")
         lc.fail(key, cat("the layer is frozen (freeze: true), so ", key, " does nothing"));
     }
+    bool has_bias = false;
+    for (Param* p : layer.params())
+      has_bias = has_bias || p->name == layer.name() + ".bias";
+    if (lc.has("bias_wd_mult") && !layer.params().empty() && !has_bias)
+      lc.fail("bias_wd_mult", cat("the layer has no bias (", layer.name(), ".bias), so bias_wd_mult does nothing"));
     if (lc.has("split") && layer.supports_model_parallel() && !model_parallel(m, net, i))
       lc.fail("split", "only model-parallel linear layers are split; this one is data-parallel "
                        "(parallel: data)");

@@ -11,7 +11,7 @@ void SgdOptimizer::step(const std::vector<Param*>& params, double lr, Backend& b
   for (Param* p : params) {
     if (p->frozen) continue;
     SgdStep s{static_cast<float>(lr * p->lr_mult), static_cast<float>(solver_.momentum),
-              static_cast<float>(solver_.weight_decay * p->wd_mult)};
+              static_cast<float>(solver_.weight_decay * p->wd_mult), solver_.nesterov};
     backend.sgd_update(s, p->value.f32(), p->grad.f32(), p->state.f32(), p->value.numel());
   }
 }

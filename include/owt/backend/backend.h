@@ -32,6 +32,13 @@ struct LrnGeom {
   float alpha, beta, k;
 };
 
+// Batch normalisation over x (N, C, HW): statistics per channel c over n and hw. A (F) input
+// is C = F, HW = 1 (BatchNorm1d).
+struct BatchNormGeom {
+  int n, c, hw;
+  float eps;
+};
+
 enum class Trans { N, T };
 
 class Backend {
@@ -84,6 +91,33 @@ class Backend {
   virtual void lrn_backward(const LrnGeom& g, const float* x, const float* y, const float* scale,
                             const float* dy, float* dx) = 0;
 
+  // ---- batch normalisation (docs/MODEL_FILES.md, "batchnorm") -------------------------------
+  // sums (2C) = [sum x, sum x^2] per channel over this worker's rows.
+  virtual void batchnorm_sums(const BatchNormGeom& g, const float* x, float* sums) = 0;
+  // Training forward from sums (2C) over `count` values per channel (all workers' rows when
+  // synchronised): mean = sum x / count, var = sum x^2 / count - mean^2 (biased),
+  // invstd = 1 / sqrt(var + eps); y = (x - mean) * invstd * gamma + beta. Saves mean and invstd
+  // (C each) for backward; running = (1 - momentum) running + momentum (mean, var count/(count-1)).
+  virtual void batchnorm_forward_train(const BatchNormGeom& g, const float* x, const float* sums,
+                                       int64_t count, const float* gamma, const float* beta,
+                                       float momentum, float* running_mean, float* running_var,
+                                       float* save_mean, float* save_invstd, float* y) = 0;
+  // Evaluation: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta.
+  virtual void batchnorm_forward_eval(const BatchNormGeom& g, const float* x, const float* gamma,
+                                      const float* beta, const float* running_mean,
+                                      const float* running_var, float* y) = 0;
+  // dsums (2C) = [sum dy, sum dy * xhat] per channel over this worker's rows,
+  // xhat = (x - mean) * invstd. They are also the local gradients of beta and gamma.
+  virtual void batchnorm_backward_sums(const BatchNormGeom& g, const float* x, const float* dy,
+                                       const float* save_mean, const float* save_invstd,
+                                       float* dsums) = 0;
+  // dx = gamma * invstd * (dy - sum dy / count - xhat * sum(dy xhat) / count), from dsums over
+  // the same `count` values as the forward.
+  virtual void batchnorm_backward_data(const BatchNormGeom& g, const float* x, const float* dy,
+                                       const float* dsums, int64_t count, const float* gamma,
+                                       const float* save_mean, const float* save_invstd,
+                                       float* dx) = 0;
+
   // ---- elementwise ----------------------------------------------------------------------
   virtual void relu_forward(const float* x, float* y, size_t n) = 0;
   virtual void relu_backward(const float* y, const float* dy, float* dx, size_t n) = 0;
@@ -99,10 +133,12 @@ class Backend {
   // out[r] = logits[r, label[r] - col0] if the label falls in this shard, else 0.
   virtual void pick_target(const float* logits, const int32_t* labels, int rows, int cols,
                            int col0, float* out) = 0;
-  // dlogits = scale * (softmax - onehot(label))
+  // out[r] = sum_c logits[r,c] (label smoothing's mean over the classes)
+  virtual void row_sum(const float* logits, int rows, int cols, float* out) = 0;
+  // dlogits = g.scale * (softmax - g.on_target * onehot(label) - g.uniform)
   virtual void xent_backward(const float* logits, const float* row_max, const float* row_sumexp,
-                             const int32_t* labels, int rows, int cols, int col0, float scale,
-                             float* dlogits) = 0;
+                             const int32_t* labels, int rows, int cols, int col0,
+                             const XentGrad& g, float* dlogits) = 0;
 
   // ---- optimizer ------------------------------------------------------------------------
   virtual void sgd_update(const SgdStep& step, float* w, const float* g, float* v, size_t n) = 0;

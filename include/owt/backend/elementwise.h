@@ -31,21 +31,37 @@ OWT_HOST_DEVICE float dropout_scale(const DropoutKey& k, int64_t row, int64_t co
 
 // SGD with momentum and decoupled-from-nothing L2 weight decay, PyTorch semantics:
 //   g' = g + wd * w;  v = mu * v + g';  w -= lr * v
+// and with `nesterov` PyTorch's SGD(nesterov=True): the same v, then w -= lr * (g' + mu * v).
 struct SgdStep {
   float lr, momentum, weight_decay;
+  bool nesterov = false;
 };
 OWT_HOST_DEVICE void sgd_one(const SgdStep& s, float* w, float g, float* v) {
   float gw = g + s.weight_decay * *w;
   float vn = s.momentum * *v + gw;
   *v = vn;
-  *w -= s.lr * vn;
+  if (s.nesterov)
+    *w -= s.lr * (gw + s.momentum * vn);
+  else
+    *w -= s.lr * vn;
 }
 
-// Softmax cross-entropy gradient of one logit: scale * (softmax - onehot).
+// The softmax cross-entropy gradient's factors: the loss's scale (1/B for the mean over the
+// global batch) and its target distribution q = on_target * onehot + uniform, which is
+// PyTorch's label smoothing eps over C classes with on_target = 1 - eps, uniform = eps / C
+// (the plain loss: 1 and 0, the only values a bare scale converts to).
+struct XentGrad {
+  XentGrad(float scale_, float smoothing = 0.f, int64_t classes = 1)
+      : scale(scale_), on_target(1.f - smoothing),
+        uniform(static_cast<float>(static_cast<double>(smoothing) / static_cast<double>(classes))) {}
+  float scale, on_target, uniform;
+};
+
+// Softmax cross-entropy gradient of one logit: scale * (softmax - q).
 OWT_HOST_DEVICE float xent_grad_one(float logit, float row_max, float row_sumexp, bool is_target,
-                                    float scale) {
+                                    const XentGrad& g) {
   float p = __builtin_expf(logit - row_max) / row_sumexp;
-  return scale * (p - (is_target ? 1.f : 0.f));
+  return g.scale * (p - (is_target ? g.on_target : 0.f) - g.uniform);
 }
 
 }  // namespace owt

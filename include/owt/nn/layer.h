@@ -8,6 +8,7 @@
 
 #include "owt/backend/backend.h"
 #include "owt/comm/communicator.h"
+#include "owt/core/error.h"
 #include "owt/nn/param.h"
 #include "owt/nn/placement.h"
 
@@ -22,6 +23,7 @@ struct RunContext {
   int64_t step = 0;         // optimizer step, keys dropout
   int64_t row0 = 0;         // global example index of row 0 of this pass
   int64_t loss_rows = 1;    // the loss is the mean over this many examples (the global batch)
+  int64_t global_rows = 1;  // rows of the global batch in this pass, over all workers
 };
 
 class LossLayer;
@@ -49,9 +51,11 @@ class Layer {
   // Fixes shapes and declares params (metadata only; the network binds their memory) for the
   // placement `place`. `in` is one example's local input shape, e.g. (C, H, W) or (F).
   // Returns the local output shape.
-  Shape setup(const Shape& in, const LayerPlacement& place) {
+  Shape setup(const Shape& in, const LayerPlacement& place) { return setup_inputs({in}, place); }
+  // The same for a layer with several inputs (`inputs:` in the model file), in the file's order.
+  Shape setup_inputs(const std::vector<Shape>& in, const LayerPlacement& place) {
     place_ = place;
-    return configure(in);
+    return configure_inputs(in);
   }
   const LayerPlacement& placement() const { return place_; }
   // Where the output lives, and where backward's dx lives (Partial: each worker holds a
@@ -62,6 +66,9 @@ class Layer {
 
   // Whether the layer keeps a feature shard a feature shard (elementwise layers: relu, dropout).
   virtual bool preserves_feature_shard() const { return false; }
+  // Whether one row's output depends on the other rows of the pass (BatchNorm's batch
+  // statistics), so the layer must see the whole global batch at once.
+  virtual bool mixes_rows() const { return false; }
   // Whether the layer can run model-parallel (shard its params over workers).
   virtual bool supports_model_parallel() const { return false; }
 
@@ -72,10 +79,28 @@ class Layer {
   virtual void backward(RunContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
                         Tensor* dx) = 0;
 
+  // Layers with several inputs (add) override these two and max_inputs(); every other layer has
+  // one input, and they forward to forward()/backward() above. dx[i] is null where input i
+  // needs no gradient (the network's input).
+  virtual size_t max_inputs() const { return 1; }
+  virtual void forward_inputs(RunContext& ctx, const std::vector<Tensor>& x, Tensor& y) {
+    forward(ctx, x.at(0), y);
+  }
+  virtual void backward_inputs(RunContext& ctx, const std::vector<Tensor>& x, const Tensor& y,
+                               const Tensor& dy, const std::vector<Tensor*>& dx) {
+    backward(ctx, x.at(0), y, dy, dx.at(0));
+  }
+
   virtual std::vector<Param*> params() { return {}; }
+  // State saved with the params but not trained (BatchNorm's running statistics, PyTorch's
+  // buffers): values only, no gradient or optimizer state, replicated on every worker.
+  virtual std::vector<Param*> buffers() { return {}; }
   // Multiply-adds x 2 of one example's forward pass on this worker (0 for cheap layers);
   // backward costs about twice as much. Used by `owt bench` and `owt plan`.
   virtual double forward_flops() const { return 0; }
+  // Elements this layer itself all-reduces over the workers in one training pass (forward and
+  // backward), whatever the rows: synchronised BatchNorm's statistics. Counted by `owt plan`.
+  virtual int64_t all_reduced_elements() const { return 0; }
   // Bytes this layer keeps beyond its params and its output for passes of up to `rows` rows
   // on this worker, at their largest: its Scratch buffers, the backend's workspace for it.
   // And the host buffers a pass allocates and frees again. Read by the memory model
@@ -91,6 +116,11 @@ class Layer {
  protected:
   // setup()'s work for one layer type; placement() is already set.
   virtual Shape configure(const Shape& in) = 0;
+  // The same for several inputs; a one-input layer takes exactly one.
+  virtual Shape configure_inputs(const std::vector<Shape>& in) {
+    OWT_CHECK(in.size() == 1, "a ", type(), " layer takes one input");
+    return configure(in[0]);
+  }
 
  private:
   std::string name_;
@@ -115,6 +145,9 @@ class LossLayer : public Layer {
   // class, as count_correct ranks them. logits may be a class shard; the classes are global and
   // identical on every worker that holds the row.
   virtual void predict(RunContext& ctx, const Tensor& logits, int32_t* classes) = 0;
+  // PyTorch's CrossEntropyLoss(label_smoothing=epsilon), epsilon in [0, 1), for training
+  // passes (solver.label_smoothing); evaluation scores the plain loss.
+  virtual void set_label_smoothing(double epsilon) = 0;
   void forward(RunContext&, const Tensor&, Tensor&) override;
   void backward(RunContext&, const Tensor&, const Tensor&, const Tensor&, Tensor*) override;
 };

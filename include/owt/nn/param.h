@@ -1,4 +1,5 @@
-// Param: one learnable tensor of a layer and its placement across workers. Generic code (init,
+// Param: one learnable tensor of a layer (or a buffer: saved, untrained state such as BatchNorm's
+// running statistics, value only) and its placement across workers. Generic code (init,
 // gradient sync, optimizer, checkpoints) iterates over params and never asks layer types.
 #pragma once
 #include <cstdint>
@@ -37,6 +38,9 @@ struct Param {
   float lr_mult = 1.f;
   float wd_mult = 1.f;
   bool frozen = false;
+  // A counter kept as one float in memory and saved as a 0-dim I64 tensor, as PyTorch's
+  // buffers are (BatchNorm's num_batches_tracked). Only buffers (Layer::buffers) are integer.
+  bool integer = false;
   Tensor value;           // local shape: full_shape with the sharded axis cut to [begin, end)
   Tensor grad;            // same shape as value; accumulated by backward, zeroed each step
   Tensor state;           // optimizer state (SGD momentum), same shape as value

@@ -3,6 +3,8 @@
 // model-parallel stage on the global batch, the sharded loss, and gradient sums in buckets.
 #pragma once
 #include <functional>
+#include <map>
+#include <tuple>
 #include <vector>
 
 #include "owt/nn/param_store.h"
@@ -10,6 +12,7 @@
 #include "owt/parallel/grad_buckets.h"
 #include "owt/parallel/network.h"
 #include "owt/parallel/network_spec.h"
+#include "owt/parallel/run_order.h"
 
 namespace owt {
 
@@ -112,6 +115,7 @@ class HybridStep {
   Tensor run_backward(RunContext& ctx, size_t begin, size_t end, const Tensor& dy, int64_t rows,
                       bool want_dx);
   Tensor output_of(size_t i, int64_t rows);
+  const BackwardSlots& backward_slots(size_t begin, size_t end, bool want_dx);
   // Loss and hits of logits whose rows are this worker's own (data parallelism), summed.
   EvalCounts count_local(RunContext& ctx, const Tensor& logits, const Labels& labels);
   void sum_over_workers(EvalCounts* counts);
@@ -125,9 +129,10 @@ class HybridStep {
   bool block_updates_;
   GradBuckets buckets_;
   std::vector<bool> in_place_;          // layer i writes its output over its input
-  std::vector<Tensor> inputs_;          // layer i's input in the current pass
+  std::vector<std::vector<Tensor>> inputs_;  // layer i's inputs in the current pass
   std::vector<Scratch> outputs_;        // layer i's output (rows, out...)
-  Scratch grad_[2];                     // ping-pong gradient buffers
+  std::vector<Scratch> grad_;           // backward's gradient slots (run_order.h)
+  std::map<std::tuple<size_t, size_t, bool>, BackwardSlots> slot_plans_;  // per stage
   Scratch gathered_, block_[2], da_local_, da_staging_, dlogits_;
   bool profiling_ = false;
   LayerTimes times_;

@@ -1,6 +1,7 @@
 // Checkpoints: one consolidated safetensors file whatever the worker count (model-parallel
 // shards placed as whole tensors, PyTorch names and layouts), optimizer state beside the
-// weights as `optim.<param>.momentum_buffer`, and run metadata. Rank 0 writes, atomically,
+// weights as `optim.<param>.momentum_buffer`, buffers (BatchNorm's running statistics; rank 0's
+// copy, no momentum) under their own names, and run metadata. Rank 0 writes, atomically,
 // streaming every worker's rows in bounded pieces; each worker reads only its own rows.
 #pragma once
 #include <cstdint>
@@ -56,10 +57,10 @@ struct LoadedCheckpoint {
   int64_t step = 0, epoch = 0;
 };
 
-// Loads every param's value (and optimizer state when `with_state`) from `path`, resharding to
-// this worker's slice: every worker opens the file itself (one host or a shared file system)
-// and reads only its own rows (StReader), at most `chunk_bytes` at a time. Every param must be
-// present with its full shape; errors name the tensor.
+// Loads every param's value (and optimizer state when `with_state`) and every buffer from
+// `path`, resharding to this worker's slice: every worker opens the file itself (one host or a
+// shared file system) and reads only its own rows (StReader), at most `chunk_bytes` at a time.
+// Every param and buffer must be present with its full shape; errors name the tensor.
 LoadedCheckpoint load_checkpoint(const std::string& path, const ParamStore& store, Backend& backend,
                                  bool with_state, size_t chunk_bytes = kCheckpointChunkBytes);
 
@@ -72,7 +73,7 @@ struct InitFromReport {
 };
 
 // Fine-tuning: copies every checkpoint tensor whose (renamed) name and shape match a model
-// param into it; everything else keeps its fresh initialisation. `renames` are OLD=NEW pairs:
+// param or buffer into it; everything else keeps its fresh initialisation. `renames` are OLD=NEW pairs:
 // a checkpoint tensor named OLD, or OLD.<suffix>, is read as NEW (NEW.<suffix>).
 // Optimizer state is not loaded. Reads as load_checkpoint does (this worker's rows only).
 InitFromReport init_from_checkpoint(const std::string& path, const ParamStore& store,

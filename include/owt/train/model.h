@@ -1,6 +1,6 @@
 // Model: one worker's share of a model file, assembled in one place (llm.c's single model
-// struct): the placed network, its params in one store, the hybrid step and the optimizer; and
-// one training step (forward/backward, then SGD, with per-block FC updates when asked).
+// struct): the placed network, its params and buffers in one store, the hybrid step and the
+// optimizer; and one training step (forward/backward, then SGD, with per-block FC updates).
 #pragma once
 #include <cstdint>
 

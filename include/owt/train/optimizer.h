@@ -1,5 +1,5 @@
-// SGD with momentum and weight decay over a list of params (per-param lr_mult and wd_mult,
-// frozen params skipped), and the learning-rate schedule (warm-up, step, cosine).
+// SGD with momentum (plain or Nesterov) and weight decay over a list of params (per-param
+// lr_mult and wd_mult, frozen params skipped), and the learning-rate schedule (warm-up, step, cosine).
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -195,16 +195,26 @@ void CpuBackend::pick_target(const float* logits, const int32_t* labels, int row
   }
 }
 
+void CpuBackend::row_sum(const float* logits, int rows, int cols, float* out) {
+#pragma omp parallel for schedule(static) if (static_cast<size_t>(rows) * cols >= kParallelMin)
+  for (int r = 0; r < rows; ++r) {
+    const float* lr = logits + static_cast<int64_t>(r) * cols;
+    float s = 0.f;
+    for (int c = 0; c < cols; ++c) s += lr[c];
+    out[r] = s;
+  }
+}
+
 void CpuBackend::xent_backward(const float* logits, const float* row_max,
                                const float* row_sumexp, const int32_t* labels, int rows, int cols,
-                               int col0, float scale, float* dlogits) {
+                               int col0, const XentGrad& g, float* dlogits) {
 #pragma omp parallel for schedule(static) if (static_cast<size_t>(rows) * cols >= kParallelMin)
   for (int r = 0; r < rows; ++r) {
     const float* lr = logits + static_cast<int64_t>(r) * cols;
     float* dr = dlogits + static_cast<int64_t>(r) * cols;
     int target = labels[r] - col0;
     for (int c = 0; c < cols; ++c)
-      dr[c] = xent_grad_one(lr[c], row_max[r], row_sumexp[r], c == target, scale);
+      dr[c] = xent_grad_one(lr[c], row_max[r], row_sumexp[r], c == target, g);
   }
 }
 

@@ -57,6 +57,23 @@ class CpuBackend final : public Backend {
   void lrn_backward(const LrnGeom& g, const float* x, const float* y, const float* scale,
                     const float* dy, float* dx) override;
 
+  // batch normalisation (cpu_batchnorm.cpp)
+  void batchnorm_sums(const BatchNormGeom& g, const float* x, float* sums) override;
+  void batchnorm_forward_train(const BatchNormGeom& g, const float* x, const float* sums,
+                               int64_t count, const float* gamma, const float* beta,
+                               float momentum, float* running_mean, float* running_var,
+                               float* save_mean, float* save_invstd, float* y) override;
+  void batchnorm_forward_eval(const BatchNormGeom& g, const float* x, const float* gamma,
+                              const float* beta, const float* running_mean,
+                              const float* running_var, float* y) override;
+  void batchnorm_backward_sums(const BatchNormGeom& g, const float* x, const float* dy,
+                               const float* save_mean, const float* save_invstd,
+                               float* dsums) override;
+  void batchnorm_backward_data(const BatchNormGeom& g, const float* x, const float* dy,
+                               const float* dsums, int64_t count, const float* gamma,
+                               const float* save_mean, const float* save_invstd,
+                               float* dx) override;
+
   // elementwise, loss pieces, optimizer (cpu_backend.cpp)
   void relu_forward(const float* x, float* y, size_t n) override;
   void relu_backward(const float* y, const float* dy, float* dx, size_t n) override;
@@ -67,8 +84,9 @@ class CpuBackend final : public Backend {
                   float* out) override;
   void pick_target(const float* logits, const int32_t* labels, int rows, int cols, int col0,
                    float* out) override;
+  void row_sum(const float* logits, int rows, int cols, float* out) override;
   void xent_backward(const float* logits, const float* row_max, const float* row_sumexp,
-                     const int32_t* labels, int rows, int cols, int col0, float scale,
+                     const int32_t* labels, int rows, int cols, int col0, const XentGrad& g,
                      float* dlogits) override;
   void sgd_update(const SgdStep& step, float* w, const float* g, float* v, size_t n) override;
 

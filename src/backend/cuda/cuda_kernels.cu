@@ -118,12 +118,22 @@ __global__ void pick_target_kernel(const float* logits, const int32_t* labels, i
   out[r] = (c >= 0 && c < cols) ? logits[static_cast<int64_t>(r) * cols + c] : 0.f;
 }
 
+__global__ void row_sum_kernel(const float* logits, int rows, int cols, float* out) {
+  int r = blockIdx.x * kRowsPerBlock + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (r >= rows) return;
+  const float* lr = logits + static_cast<int64_t>(r) * cols;
+  float s = 0.f;
+  for (int c = lane; c < cols; c += 32) s += lr[c];
+  s = warp_sum(s);
+  if (lane == 0) out[r] = s;
+}
+
 __global__ void xent_backward_kernel(const float* logits, const float* row_max,
                                      const float* row_sumexp, const int32_t* labels, int cols,
-                                     int col0, float scale, float* dlogits, size_t n) {
+                                     int col0, XentGrad g, float* dlogits, size_t n) {
   OWT_GRID_LOOP(i, n) {
     int r = static_cast<int>(i / cols), c = static_cast<int>(i % cols);
-    dlogits[i] = xent_grad_one(logits[i], row_max[r], row_sumexp[r], c == labels[r] - col0, scale);
+    dlogits[i] = xent_grad_one(logits[i], row_max[r], row_sumexp[r], c == labels[r] - col0, g);
   }
 }
 
@@ -280,14 +290,22 @@ void CudaBackend::pick_target(const float* logits, const int32_t* labels, int ro
   OWT_CUDA_CHECK_LAUNCH(pick_target_kernel);
 }
 
+void CudaBackend::row_sum(const float* logits, int rows, int cols, float* out) {
+  if (rows <= 0) return;
+  wrote(out, static_cast<size_t>(rows) * sizeof(float));
+  row_sum_kernel<<<(rows + kRowsPerBlock - 1) / kRowsPerBlock, kThreads, 0, stream()>>>(
+      logits, rows, cols, out);
+  OWT_CUDA_CHECK_LAUNCH(row_sum_kernel);
+}
+
 void CudaBackend::xent_backward(const float* logits, const float* row_max,
                                 const float* row_sumexp, const int32_t* labels, int rows,
-                                int cols, int col0, float scale, float* dlogits) {
+                                int cols, int col0, const XentGrad& g, float* dlogits) {
   size_t n = static_cast<size_t>(rows) * cols;
   if (rows <= 0 || cols <= 0) return;
   wrote(dlogits, n * sizeof(float));
   xent_backward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(logits, row_max, row_sumexp, labels,
-                                                              cols, col0, scale, dlogits, n);
+                                                              cols, col0, g, dlogits, n);
   OWT_CUDA_CHECK_LAUNCH(xent_backward_kernel);
 }
 

@@ -116,6 +116,33 @@ class RoundingBackend final : public Backend {
                     float* dx) override {
     cpu_->lrn_backward(g, x, y, s, dy, dx);
   }
+  // Batch normalisation: the CUDA kernels run plain fp32 maths with double sums, as the CPU.
+  void batchnorm_sums(const BatchNormGeom& g, const float* x, float* sums) override {
+    cpu_->batchnorm_sums(g, x, sums);
+  }
+  void batchnorm_forward_train(const BatchNormGeom& g, const float* x, const float* sums,
+                               int64_t count, const float* gamma, const float* beta,
+                               float momentum, float* running_mean, float* running_var,
+                               float* save_mean, float* save_invstd, float* y) override {
+    cpu_->batchnorm_forward_train(g, x, sums, count, gamma, beta, momentum, running_mean,
+                                  running_var, save_mean, save_invstd, y);
+  }
+  void batchnorm_forward_eval(const BatchNormGeom& g, const float* x, const float* gamma,
+                              const float* beta, const float* running_mean,
+                              const float* running_var, float* y) override {
+    cpu_->batchnorm_forward_eval(g, x, gamma, beta, running_mean, running_var, y);
+  }
+  void batchnorm_backward_sums(const BatchNormGeom& g, const float* x, const float* dy,
+                               const float* save_mean, const float* save_invstd,
+                               float* dsums) override {
+    cpu_->batchnorm_backward_sums(g, x, dy, save_mean, save_invstd, dsums);
+  }
+  void batchnorm_backward_data(const BatchNormGeom& g, const float* x, const float* dy,
+                               const float* dsums, int64_t count, const float* gamma,
+                               const float* save_mean, const float* save_invstd,
+                               float* dx) override {
+    cpu_->batchnorm_backward_data(g, x, dy, dsums, count, gamma, save_mean, save_invstd, dx);
+  }
   void relu_forward(const float* x, float* y, size_t n) override { cpu_->relu_forward(x, y, n); }
   void relu_backward(const float* y, const float* dy, float* dx, size_t n) override { cpu_->relu_backward(y, dy, dx, n); }
   void dropout_apply(const DropoutKey& k, const float* x, float* y, int r, int c) override { cpu_->dropout_apply(k, x, y, r, c); }
@@ -124,9 +151,10 @@ class RoundingBackend final : public Backend {
   void pick_target(const float* l, const int32_t* lab, int r, int c, int c0, float* o) override {
     cpu_->pick_target(l, lab, r, c, c0, o);
   }
+  void row_sum(const float* l, int r, int c, float* o) override { cpu_->row_sum(l, r, c, o); }
   void xent_backward(const float* l, const float* m, const float* s, const int32_t* lab, int r,
-                     int c, int c0, float scale, float* d) override {
-    cpu_->xent_backward(l, m, s, lab, r, c, c0, scale, d);
+                     int c, int c0, const XentGrad& g, float* d) override {
+    cpu_->xent_backward(l, m, s, lab, r, c, c0, g, d);
   }
   void sgd_update(const SgdStep& s, float* w, const float* g, float* v, size_t n) override {
     cpu_->sgd_update(s, w, g, v, n);

@@ -75,8 +75,9 @@ struct LayerFixture {
                const LayerPlacement& place = LayerPlacement{}, uint64_t init_seed = 7)
       : layer(layer_from_yaml(yaml)), in_shape(in), rows(rows_) {
     out_shape = layer->setup(in_shape, place);
-    store = std::make_unique<ParamStore>(layer->params(), *backend);
+    store = std::make_unique<ParamStore>(layer->params(), layer->buffers(), *backend);
     for (Param* p : layer->params()) initialize_param(*p, init_seed, *backend);
+    for (Param* b : layer->buffers()) initialize_param(*b, init_seed, *backend);
     x = backend->empty(in_shape.with_batch(rows));
     y = backend->empty(out_shape.with_batch(rows));
     dx = backend->empty(in_shape.with_batch(rows));
@@ -85,6 +86,7 @@ struct LayerFixture {
     ctx.step = 3;
     ctx.row0 = 0;
     ctx.loss_rows = rows;
+    ctx.global_rows = rows;  // one worker: its rows are the global batch
   }
   void forward() { layer->forward(ctx, x, y); }
 };

@@ -93,7 +93,20 @@ struct LossCheck {
   uint64_t seed;
 };
 
-using GradCheckCase = std::variant<LayerCheck, LossCheck>;
+// A layer of several inputs (add), each `input`-shaped, U(-1, 1): every input's gradient
+// (dx[i] must be written; the input listed in `no_grad`, if any, gets a null dx) and every
+// param's, L = sum(y * R).
+struct InputsCheck {
+  std::string name;
+  std::string yaml;
+  Shape input;
+  size_t inputs;
+  int64_t rows;
+  uint64_t seed;
+  int no_grad = -1;
+};
+
+using GradCheckCase = std::variant<LayerCheck, LossCheck, InputsCheck>;
 const std::string& case_name(const GradCheckCase& c) {
   return std::visit([](const auto& x) -> const std::string& { return x.name; }, c);
 }
@@ -259,6 +272,50 @@ const std::map<std::string, std::vector<GradCheckCase>>& gradient_checks() {
            LossCheck{"SoftmaxCrossEntropyMeanOverGlobalBatch",
                      "{name: loss, type: softmax_cross_entropy}", 4, 5, 16, 2.f, 52},
        }},
+      {"batchnorm",
+       {
+           // Random gamma and beta, so a swapped or missing affine term shows; inputs U(-2, 2)
+           // with an offset per element, so the mean is not zero.
+           LayerCheck("BatchNorm2dTraining", "{name: bn, type: batchnorm}", Shape{3, 4, 4}, 2,
+                      Shape{3, 4, 4}, uniform(60, -2.f, 3.f))
+               .expect_params({"bn.weight", "bn.bias"})
+               .before_check([](LayerFixture& f) {
+                 TestRng rng(61);
+                 rng.fill(f.layer->params()[0]->value.f32(), 3, 0.5f, 1.5f);
+                 rng.fill(f.layer->params()[1]->value.f32(), 3, -1.f, 1.f);
+               })
+               .after_check([](LayerFixture&, Stats st) {
+                 EXPECT_EQ(st.checked, 96 + 3 + 3);  // every element of x and both params
+               }),
+           LayerCheck("BatchNorm1dTraining", "{name: bn, type: batchnorm, eps: 0.001}", Shape{5},
+                      6, Shape{5}, uniform(62, -1.f, 2.f))
+               .expect_params({"bn.weight", "bn.bias"})
+               .before_check([](LayerFixture& f) {
+                 TestRng rng(63);
+                 rng.fill(f.layer->params()[0]->value.f32(), 5, 0.5f, 1.5f);
+                 rng.fill(f.layer->params()[1]->value.f32(), 5, -1.f, 1.f);
+               }),
+       }},
+      {"global_avgpool",
+       {
+           LayerCheck("GlobalAvgPool", "{name: gap, type: global_avgpool}", Shape{3, 3, 5}, 2,
+                      Shape{3}, uniform(64))
+               .after_check([](LayerFixture& f, Stats) {
+                 // y[n, c] is the plain mean of its plane.
+                 f.forward();
+                 for (int64_t p = 0; p < 6; ++p) {
+                   double mean = 0;
+                   for (int64_t i = 0; i < 15; ++i) mean += f.x.f32()[p * 15 + i] / 15.0;
+                   EXPECT_NEAR(f.y.f32()[p], mean, 1e-6) << "plane " << p;
+                 }
+               }),
+       }},
+      {"add",
+       {
+           InputsCheck{"AddTwo", "{name: sum, type: add}", Shape{2, 3, 3}, 2, 3, 70},
+           InputsCheck{"AddThreeFirstWithoutGradient", "{name: sum, type: add}", Shape{7}, 3, 2,
+                       71, 0},
+       }},
   };
   return table;
 }
@@ -326,6 +383,53 @@ void run_check(const std::string& type, const LossCheck& c) {
   GradCheckOptions opt;
   opt.abs_tol = 1e-4;  // gradients are O(1 / loss_rows)
   GradCheckStats st = check_gradients(vars, objective, opt);
+  EXPECT_GT(st.checked, 0);
+}
+
+void run_check(const std::string& type, const InputsCheck& c) {
+  auto backend = make_cpu_backend();
+  auto comm = make_local_communicator();
+  RunContext ctx{*backend, *comm};
+  ctx.global_rows = ctx.loss_rows = c.rows;
+  auto layer = layer_from_yaml(c.yaml);
+  ASSERT_EQ(layer->type(), type) << "the entry of '" << type << "' builds another type";
+  ASSERT_GE(layer->max_inputs(), c.inputs);
+  const Shape out = layer->setup_inputs(std::vector<Shape>(c.inputs, c.input),
+                                        layer_placement(TestPlacement::Data));
+  ParamStore store(layer->params(), layer->buffers(), *backend);
+  for (Param* p : layer->params()) initialize_param(*p, 7, *backend);
+  TestRng rng(c.seed);
+  std::vector<Tensor> x, dx;
+  for (size_t i = 0; i < c.inputs; ++i) {
+    x.push_back(backend->empty(c.input.with_batch(c.rows)));
+    dx.push_back(backend->empty(c.input.with_batch(c.rows)));
+    rng.fill(x[i].f32(), x[i].numel());
+    std::fill(dx[i].f32(), dx[i].f32() + dx[i].numel(), 777.f);
+  }
+  Tensor y = backend->empty(out.with_batch(c.rows)), r = backend->empty(y.shape());
+  rng.fill(r.f32(), r.numel());
+  std::vector<Tensor*> dx_ptrs;
+  for (size_t i = 0; i < c.inputs; ++i)
+    dx_ptrs.push_back(static_cast<int>(i) == c.no_grad ? nullptr : &dx[i]);
+  layer->forward_inputs(ctx, x, y);
+  layer->backward_inputs(ctx, x, y, r, dx_ptrs);
+  std::vector<GradVar> vars;
+  for (size_t i = 0; i < c.inputs; ++i) {
+    if (!dx_ptrs[i]) {  // untouched
+      EXPECT_EQ(dx[i].f32()[0], 777.f) << "input " << i + 1 << " has no dx but it was written";
+      continue;
+    }
+    vars.push_back(GradVar{cat("x", i + 1), x[i].f32(), x[i].numel(),
+                           std::vector<float>(dx[i].f32(), dx[i].f32() + dx[i].numel()), true});
+  }
+  for (Param* p : layer->params())
+    vars.push_back(GradVar{p->name, p->value.f32(), p->value.numel(),
+                           std::vector<float>(p->grad.f32(), p->grad.f32() + p->grad.numel())});
+  auto objective = [&]() {
+    layer->forward_inputs(ctx, x, y);
+    return dot_double(y.f32(), r.f32(), y.numel());
+  };
+  GradCheckStats st = check_gradients(vars, objective, GradCheckOptions{});
   EXPECT_GT(st.checked, 0);
 }
 

@@ -19,6 +19,7 @@ struct MinimalLayer {
   Shape input;       // one example's input shape
   Shape output;      // expected output shape
   size_t params;     // number of params after setup
+  size_t inputs = 1;  // how many inputs of that shape it takes (add: several)
 };
 
 // Every layer type of owt. A new registered type must be added here (the test below fails).
@@ -33,6 +34,9 @@ const std::map<std::string, MinimalLayer>& minimal_layers() {
       {"flatten", {"{name: l, type: flatten}", Shape{2, 3, 3}, Shape{18}, 0}},
       {"linear", {"{name: l, type: linear, outputs: 5}", Shape{8}, Shape{5}, 2}},
       {"softmax_cross_entropy", {"{name: l, type: softmax_cross_entropy}", Shape{10}, Shape{10}, 0}},
+      {"batchnorm", {"{name: l, type: batchnorm}", Shape{3, 2, 2}, Shape{3, 2, 2}, 2}},
+      {"global_avgpool", {"{name: l, type: global_avgpool}", Shape{3, 2, 2}, Shape{3}, 0}},
+      {"add", {"{name: l, type: add}", Shape{3, 2, 2}, Shape{3, 2, 2}, 0, 2}},
   };
   return table;
 }
@@ -52,7 +56,10 @@ TEST(Registry, EveryRegisteredTypeBuildsAndSetsUp) {
     EXPECT_EQ(layer->type(), kv.first);
     EXPECT_EQ(layer->name(), "l");
     EXPECT_EQ(layer->as_loss() != nullptr, kv.first == "softmax_cross_entropy");
-    EXPECT_EQ(layer->setup(m.input, layer_placement(TestPlacement::Data)), m.output);
+    EXPECT_EQ(layer->setup_inputs(std::vector<Shape>(m.inputs, m.input),
+                                  layer_placement(TestPlacement::Data)),
+              m.output);
+    EXPECT_GE(layer->max_inputs(), m.inputs);
     ASSERT_EQ(layer->params().size(), m.params);
     for (Param* p : layer->params()) EXPECT_EQ(p->name.rfind("l.", 0), 0u) << p->name;
     EXPECT_EQ(layer->supports_model_parallel(), kv.first == "linear");

@@ -92,8 +92,8 @@ TEST(ModelConfig, UnknownTopLevelKey) {
 }
 
 TEST(ModelConfig, UnknownSolverKey) {
-  expect_error(with_line(14, "  epochs: 2\n  nesterov: true"),
-               {"test.yaml:15", "solver", "unknown key 'nesterov'"});
+  expect_error(with_line(14, "  epochs: 2\n  dampening: 0.1"),
+               {"test.yaml:15", "solver", "unknown key 'dampening'"});
   expect_error(with_line(15, "  schedule: {type: cosine, warmup: 1}"),
                {"test.yaml:15", "unknown key 'warmup'"});
 }
