@@ -315,9 +315,9 @@ phase_memcheck() {
     record_phase memcheck skipped 0 $((SECONDS - t0)) "$log"
     return
   fi
-  say "compute-sanitizer memcheck over GpuExact.*: budget ${BUDGET[memcheck]}s, log $log"
+  say "compute-sanitizer memcheck over GpuExact.* and GpuBatchNorm.WorkerWithNoRows*: budget ${BUDGET[memcheck]}s, log $log"
   timed memcheck "$log" env LD_LIBRARY_PATH="$OWT_LD" OWT_REQUIRE_GPU=1 "$cs" --tool memcheck \
-    --error-exitcode 99 "$TESTS" --gtest_color=no --gtest_filter='GpuExact.*' || rc=$?
+    --error-exitcode 99 "$TESTS" --gtest_color=no --gtest_filter='GpuExact.*:GpuBatchNorm.WorkerWithNoRows*' || rc=$?
   grep -E 'ERROR SUMMARY|^\[  (PASSED|FAILED) ' "$log" | head -10
   record_phase memcheck "$(status_of $rc)" "$rc" $((SECONDS - t0)) "$log"
   [[ -n $DRY ]] || ((rc == 0)) || OVERALL=1

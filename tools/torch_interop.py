@@ -24,7 +24,7 @@ Run with Debian's /usr/bin/python3 (python3-torch, python3-yaml). Reusable funct
 build_model(yaml_path), read_safetensors(path), write_safetensors(path, tensors, metadata),
 load_owt_checkpoint(model, path), normalise(model, pixels), evaluate(model, data_dir, split),
 sgd_optimizer(model) (owt's solver as torch.optim.SGD: per-layer lr_mult/wd_mult/freeze,
-nesterov), model.loss(logits, labels) (with solver.label_smoothing).
+nesterov), model.loss(logits, labels) (with the loss layer's label_smoothing).
 """
 import argparse
 import collections
@@ -176,7 +176,7 @@ _TYPE_KEYS = {
     "batchnorm": {"eps", "momentum", "sync"},
     "add": set(),
     "global_avgpool": set(),
-    "softmax_cross_entropy": set(),
+    "softmax_cross_entropy": {"label_smoothing"},
 }
 _LOSS = "softmax_cross_entropy"
 
@@ -219,8 +219,7 @@ class OwtNet(nn.Module):
         self.mean = _per_channel(data.get("mean"), c, 0.0)
         self.std = _per_channel(data.get("std"), c, 1.0)
         self.crop = int(((data.get("augment") or {}).get("crop")) or 0)
-        solver = config.get("solver") or {}
-        self.label_smoothing = float(solver.get("label_smoothing", 0.0))
+        self.label_smoothing = 0.0  # the loss layer's label_smoothing (build_model sets it)
         self.graph = []
         self.output = None  # the layer whose output is the logits (the loss layer's input)
         self._last_use = {}  # name -> index in graph of the last layer that reads its output
@@ -253,7 +252,7 @@ class OwtNet(nn.Module):
         return outputs[self.output] if self.graph else x
 
     def loss(self, logits, labels, reduction="mean"):
-        """The training loss, as owt's softmax_cross_entropy with solver.label_smoothing."""
+        """The training loss, as owt's softmax_cross_entropy with its label_smoothing."""
         return F.cross_entropy(logits, labels, reduction=reduction, label_smoothing=self.label_smoothing)
 
     def forward_flops(self):
@@ -367,6 +366,7 @@ def build_model(yaml_path):
                 raise InteropError(f"{yaml_path}: the network outputs {shapes[layer['name']]}, "
                                    f"but classes is {cfg.get('classes')}")
             loss_inputs = inputs
+            model.label_smoothing = float(layer.get("label_smoothing", 0.0))
             continue
         try:
             model.add_layer(layer["name"], module, inputs)

@@ -22,7 +22,11 @@ namespace {
 
 class SoftmaxXentLayer : public LossLayer {
  public:
-  using LossLayer::LossLayer;
+  // label_smoothing: PyTorch's CrossEntropyLoss(label_smoothing=eps) in training passes,
+  //   loss = (1 - eps) (-log p_target) + eps mean_c (-log p_c) over all C classes;
+  // evaluation passes (ctx.training false) report the plain cross-entropy.
+  SoftmaxXentLayer(std::string name, double label_smoothing)
+      : LossLayer(std::move(name)), smoothing_(label_smoothing) {}
   std::string type() const override { return "softmax_cross_entropy"; }
 
   Shape configure(const Shape& in) override {
@@ -36,13 +40,7 @@ class SoftmaxXentLayer : public LossLayer {
     return in;
   }
 
-  // PyTorch's CrossEntropyLoss(label_smoothing=epsilon) in training passes (solver.label_smoothing):
-  //   loss = (1 - eps) (-log p_target) + eps mean_c (-log p_c) over all C classes.
-  // Evaluation passes (ctx.training false) report the plain cross-entropy.
-  void set_label_smoothing(double epsilon) override {
-    OWT_CHECK(epsilon >= 0 && epsilon < 1, "label smoothing must be in [0, 1), got ", epsilon);
-    smoothing_ = epsilon;
-  }
+  int64_t reduced_values_per_row() const override { return smoothing_ > 0 ? 2 : 1; }
 
   double forward_loss(RunContext& ctx, const Tensor& logits, const Tensor& labels) override {
     int rows = static_cast<int>(logits.size(0));
@@ -238,7 +236,10 @@ class SoftmaxXentLayer : public LossLayer {
 }  // namespace
 
 std::unique_ptr<Layer> make_softmax_xent_layer(ConfigMap& cfg) {
-  return std::make_unique<SoftmaxXentLayer>(cfg.get_string("name"));
+  std::string name = cfg.get_string("name");
+  const double smoothing = cfg.get_float("label_smoothing", 0.0);
+  if (smoothing < 0 || smoothing >= 1) cfg.fail("label_smoothing", "must be in [0, 1)");
+  return std::make_unique<SoftmaxXentLayer>(std::move(name), smoothing);
 }
 
 }  // namespace owt

@@ -74,10 +74,12 @@ PlanReport plan_costs(const NetworkSpec& spec, int K, int64_t batch, double band
     if (!in_mp) {
       c.hybrid = c.data_parallel;  // includes `own`
     } else if (layer.as_loss()) {
-      // Over a class shard: (max, sum-exp) pairs gathered, target logits summed, top-k
+      // Over a class shard: (max, sum-exp) pairs gathered, target logits (and with label
+      // smoothing the logit sums) summed, top-k
       // candidates gathered. Over whole logits every worker computes the same loss alone.
       if (feature_shard_in)
-        c.hybrid = all_gather_cost(2.0 * B * K, K) + all_reduce_cost(B, K) +
+        c.hybrid = all_gather_cost(2.0 * B * K, K) +
+                   all_reduce_cost(static_cast<double>(B * net.loss().reduced_values_per_row()), K) +
                    all_gather_cost(2.0 * topk * B * K, K);
     } else if (place.model_parallel && feature_shard_in) {
       c.hybrid = all_reduce_cost(static_cast<double>(B) * full_params_rows(layer), K);  // row-parallel

@@ -11,7 +11,6 @@ Model::Model(const ModelConfig& cfg, Backend& backend, Communicator& comm, Paral
     : backend_(backend), seed_(cfg.seed), net_(cfg.net, comm.rank(), comm.size(), mode),
       store_(net_.params(), net_.buffers(), backend), stepper_(net_, store_, backend, comm, cfg.net.parallel),
       sgd_(cfg.solver) {
-  net_.loss().set_label_smoothing(cfg.solver.label_smoothing);
   if (init == ParamInit::Seeded) {
     for (Param* p : store_.params()) initialize_param(*p, cfg.seed, backend);
     for (Param* b : store_.buffers()) initialize_param(*b, cfg.seed, backend);

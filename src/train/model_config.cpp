@@ -220,9 +220,6 @@ void parse_solver(ConfigMap& root, SolverConfig& s) {
   s.nesterov = cfg.get_bool("nesterov", false);
   if (s.nesterov && s.momentum == 0)
     cfg.fail("nesterov", "Nesterov momentum needs a momentum above 0 (momentum is 0)");
-  s.label_smoothing = cfg.get_float("label_smoothing", 0.0);
-  if (s.label_smoothing < 0 || s.label_smoothing >= 1)
-    cfg.fail("label_smoothing", "must be in [0, 1)");
   s.batch = cfg.get_int("batch");
   if (s.batch <= 0 || s.batch > limits::kBatch)
     cfg.fail("batch", cat("must be a positive integer up to ", limits::kBatch));

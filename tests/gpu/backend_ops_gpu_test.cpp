@@ -329,23 +329,31 @@ TEST_F(GpuExact, LossPieces) {
   auto logits = random_floats(size_t(rows) * cols, 60, -8.f, 8.f);
   std::vector<int32_t> labels(rows);
   for (int r = 0; r < rows; ++r) labels[r] = (r * 97) % 2000;  // in and out of [500, 1500)
-  std::vector<float> mx[2], se[2], tg[2], dl[2];
+  std::vector<float> mx[2], se[2], tg[2], dl[2], sums[2], smooth[2];
   for (int i = 0; i < 2; ++i) {
     Backend& b = *both(i);
     Tensor tl = upload(b, logits), tlab = upload_i32(b, labels), tm = b.empty(Shape{rows}),
-           ts = b.empty(Shape{rows}), tt = b.empty(Shape{rows}),
-           td = b.empty(Shape{int64_t(logits.size())});
+           ts = b.empty(Shape{rows}), tt = b.empty(Shape{rows}), tz = b.empty(Shape{rows}),
+           td = b.empty(Shape{int64_t(logits.size())}), td2 = b.empty(Shape{int64_t(logits.size())});
     b.row_max(tl.f32(), rows, cols, tm.f32());
     b.row_sumexp(tl.f32(), tm.f32(), rows, cols, ts.f32());
     b.pick_target(tl.f32(), tlab.i32(), rows, cols, col0, tt.f32());
     b.xent_backward(tl.f32(), tm.f32(), ts.f32(), tlab.i32(), rows, cols, col0, 1.f / 64, td.f32());
+    // Label smoothing's pieces: the row sums of the logits and the smoothed gradient (eps 0.1
+    // over 2000 classes in all).
+    b.row_sum(tl.f32(), rows, cols, tz.f32());
+    b.xent_backward(tl.f32(), tm.f32(), ts.f32(), tlab.i32(), rows, cols, col0,
+                    XentGrad(1.f / 64, 0.1f, 2000), td2.f32());
     mx[i] = download(b, tm, rows), se[i] = download(b, ts, rows), tg[i] = download(b, tt, rows);
     dl[i] = download(b, td, logits.size());
+    sums[i] = download(b, tz, rows), smooth[i] = download(b, td2, logits.size());
   }
   EXPECT_EQ(mx[0], mx[1]);
   EXPECT_TRUE(near_rel(se[0], se[1], 1e-5));
   EXPECT_EQ(tg[0], tg[1]);
   EXPECT_TRUE(near_rel(dl[0], dl[1], 1e-5));
+  EXPECT_TRUE(near_rel(sums[0], sums[1], 1e-5));
+  EXPECT_TRUE(near_rel(smooth[0], smooth[1], 1e-5));
 }
 
 TEST_F(GpuExact, AllocatorReusesBlocksAndTracksPeak) {

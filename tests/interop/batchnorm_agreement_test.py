@@ -4,8 +4,8 @@
 # trains it for 3 full-batch steps from weights and running statistics made in PyTorch, and every
 # parameter, momentum buffer, running_mean, running_var and num_batches_tracked equals PyTorch's
 # float64 training (torch_interop.sgd_optimizer) within 1e-5; then owt eval's logits (running
-# statistics) equal PyTorch's within 1e-4. `--variant nesterov` adds solver.nesterov and
-# solver.label_smoothing. Usage: batchnorm_agreement_test.py OWT_BINARY SOURCE_DIR [--variant V]
+# statistics) equal PyTorch's within 1e-4. `--variant nesterov` adds solver.nesterov and the
+# loss's label_smoothing. Usage: batchnorm_agreement_test.py OWT_BINARY SOURCE_DIR [--variant V]
 import argparse
 import json
 import os
@@ -49,10 +49,11 @@ layers:
   - {{name: pool, type: global_avgpool}}
   - {{name: bnf, type: batchnorm}}
   - {{name: fc, type: linear, outputs: 4}}
-  - {{name: loss, type: softmax_cross_entropy}}
+  - {{name: loss, type: softmax_cross_entropy{loss_extra}}}
 solver: {{type: sgd, lr: 0.02, momentum: 0.9, weight_decay: 5.0e-4, batch: {train}, epochs: {steps}{extra}}}
 """
-VARIANTS = {"base": "", "nesterov": ", nesterov: true, label_smoothing: 0.1"}
+# variant: (solver keys, loss keys)
+VARIANTS = {"base": ("", ""), "nesterov": (", nesterov: true", ", label_smoothing: 0.1")}
 
 
 def make_data(run):
@@ -111,7 +112,7 @@ def main():
     make_data(run)
     with open("model.yaml", "w") as f:
         f.write(MODEL.format(data=os.path.join(run.dir, "data"), train=TRAIN, steps=STEPS,
-                             extra=VARIANTS[a.variant]))
+                             extra=VARIANTS[a.variant][0], loss_extra=VARIANTS[a.variant][1]))
     initial_weights(ti, "model.yaml")
     run.tool_cmd("from-torch", "model.yaml", "init.pt", "init.safetensors")
     run.owt_cmd("train", "model.yaml", "--init-from", "init.safetensors", "--max-steps", str(STEPS),

@@ -93,6 +93,12 @@ std::string residual_text(const std::string& transition) {
          "solver: {type: sgd, lr: 0.02, momentum: 0.9, weight_decay: 0.01, batch: 4, epochs: 1}\n";
 }
 
+// The same model with label smoothing on its (class-sharded) loss.
+std::string with_label_smoothing(std::string text) {
+  const std::string loss = "type: softmax_cross_entropy";
+  return text.replace(text.find(loss), loss.size(), loss + ", label_smoothing: 0.1");
+}
+
 // One training run: its params after `steps` steps, gathered into whole tensors (host).
 struct Trained {
   std::vector<std::vector<float>> params;  // in Network::params() order, full shapes; then
@@ -178,6 +184,7 @@ void expect_same_training(const std::string& text, ParallelMode mode, int64_t b 
 
 TEST(Invariant, AllgatherTransitionMatchesOneWorker) {
   expect_same_training(model_text("allgather"), ParallelMode::Owt);
+  expect_same_training(with_label_smoothing(model_text("pipelined")), ParallelMode::Owt);
 }
 
 TEST(Invariant, PipelinedTransitionMatchesOneWorker) {
@@ -240,7 +247,8 @@ TEST(Invariant, ByteCountersEqualThePlan) {
   const std::vector<std::pair<std::string, std::string>> models = {
       {"allgather", model_text("allgather")}, {"pipelined", model_text("pipelined")},
       {"residual allgather", residual_text("allgather")},
-      {"residual pipelined", residual_text("pipelined")}};
+      {"residual pipelined", residual_text("pipelined")},
+      {"label smoothing", with_label_smoothing(model_text("allgather"))}};
   for (const auto& [transition, text] : models) {
     ModelConfig cfg = parse_model_config(text, "invariant.yaml");
     const int K = world().size();

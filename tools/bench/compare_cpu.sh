@@ -4,6 +4,10 @@
 # momentum. Runs interleave (owt, torch, owt, torch, ...); the best of each is reported.
 #
 #   tools/bench/compare_cpu.sh [--threads T] [--rounds R] [--owt PATH] [--quick]
+#                              [--case "MODEL BATCH ITERS WARMUP" ...]
+#
+# --case (repeatable) replaces the two default cases, e.g. the ResNets:
+#   --case "models/resnet_fmnist.yaml 128 10 2" --case "models/resnet18.yaml 16 3 1"
 #
 # --owt defaults to $OWT_BIN, else build/owt. PyTorch is Debian's (/usr/bin/python3) with
 # torch.set_num_threads(T), OMP_WAIT_POLICY=passive and MALLOC_MMAP_THRESHOLD_=1073741824, its
@@ -14,14 +18,15 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-threads=2 rounds=2 quick=0 owt=${OWT_BIN:-$root/build/owt}
+threads=2 rounds=2 quick=0 owt=${OWT_BIN:-$root/build/owt} custom=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --threads) threads=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --owt) owt=$2; shift 2 ;;
     --quick) quick=1; shift ;;
-    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    --case) custom+=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "compare_cpu: error: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -38,6 +43,7 @@ trap 'rm -rf "$out"' EXIT
 # model  batch  iters  warmup
 cases=("$root/models/fmnist.yaml 128 20 3" "$root/models/alexnet_owt.yaml 32 4 1")
 [[ $quick == 1 ]] && cases=("$root/models/fmnist.yaml 128 5 1" "$root/models/alexnet_owt.yaml 32 1 1")
+[[ ${#custom[@]} -gt 0 ]] && cases=("${custom[@]}")
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 "${tb[@]}" --sgemm 2048 --threads "$threads" --json > "$out/sgemm.json"

@@ -145,9 +145,9 @@ class LossLayer : public Layer {
   // class, as count_correct ranks them. logits may be a class shard; the classes are global and
   // identical on every worker that holds the row.
   virtual void predict(RunContext& ctx, const Tensor& logits, int32_t* classes) = 0;
-  // PyTorch's CrossEntropyLoss(label_smoothing=epsilon), epsilon in [0, 1), for training
-  // passes (solver.label_smoothing); evaluation scores the plain loss.
-  virtual void set_label_smoothing(double epsilon) = 0;
+  // Values per row the sharded loss all-reduces in a training pass: the target logit, and with
+  // label smoothing the row's logit sum too. Counted by `owt plan`.
+  virtual int64_t reduced_values_per_row() const = 0;
   void forward(RunContext&, const Tensor&, Tensor&) override;
   void backward(RunContext&, const Tensor&, const Tensor&, const Tensor&, Tensor*) override;
 };

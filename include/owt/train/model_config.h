@@ -44,7 +44,6 @@ struct SolverConfig {
   std::string type = "sgd";
   double lr = 0.01, momentum = 0.9, weight_decay = 0;
   bool nesterov = false;       // PyTorch's SGD(nesterov=True): w -= lr * (g' + momentum * v)
-  double label_smoothing = 0;  // eps of the training loss: target (1 - eps) onehot + eps / C
   int64_t batch = 128;  // per worker
   int64_t epochs = 10;
   ScheduleConfig schedule;

@@ -61,6 +61,11 @@ void random_batch(uint64_t seed, int rows, int classes, std::vector<float>* z,
   for (int r = 0; r < rows; ++r) (*labels)[r] = static_cast<int32_t>(rng.index(classes));
 }
 
+// The loss layer's model-file mapping with label smoothing eps.
+std::string loss_yaml(double eps) {
+  return "{name: loss, type: softmax_cross_entropy, label_smoothing: " + std::to_string(eps) + "}";
+}
+
 // ---- one worker ----------------------------------------------------------------------------
 
 struct Unsharded {
@@ -68,9 +73,8 @@ struct Unsharded {
   LossLayer* loss;
   Tensor labels, dlogits;
   Unsharded(int rows, int classes, double eps)
-      : f("{name: loss, type: softmax_cross_entropy}", Shape{classes}, rows) {
+      : f(loss_yaml(eps), Shape{classes}, rows) {
     loss = f.layer->as_loss();
-    loss->set_label_smoothing(eps);
     labels = f.backend->empty(Shape{rows}, DType::I32);
     dlogits = f.backend->empty(f.x.shape());
   }
@@ -250,9 +254,8 @@ class ShardedLoss {
       place.workers = workers_;
       place.model_parallel = true;
       place.input = Placement::shard(1, bounds[k], bounds[k + 1], classes_);
-      w->layer = layer_from_yaml("{name: loss, type: softmax_cross_entropy}");
+      w->layer = layer_from_yaml(loss_yaml(eps));
       w->layer->setup(Shape{cols(k)}, place);
-      w->layer->as_loss()->set_label_smoothing(eps);
       w->ctx.loss_rows = loss_rows;
       w->logits = w->backend->empty(Shape{rows, cols(k)});
       w->dlogits = w->backend->empty(Shape{rows, cols(k)});
