@@ -132,16 +132,18 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
                   cfg.name.c_str(), r.workers, static_cast<long long>(r.batch),
                   static_cast<long long>(r.batch * r.workers), transition_name(r.transition));
       std::printf("elements sent per worker per step:\n");
-      std::printf("  %-12s %-22s %-6s %12s %14s %14s %14s\n", "layer", "type", "plan", "params",
+      int width = 12;  // the layer column fits the longest name (ResNets: layer1.0.downsample.0)
+      for (const LayerCost& c : r.layers) width = std::max(width, static_cast<int>(c.name.size()));
+      std::printf("  %-*s %-22s %-6s %12s %14s %14s %14s\n", width, "layer", "type", "plan", "params",
                   "data-parallel", "model-parallel", "owt hybrid");
       for (const LayerCost& c : r.layers) {
         if (c.params == 0 && c.hybrid == 0) continue;
-        std::printf("  %-12s %-22s %-6s %12lld %14.0f %14s %14.0f\n", c.name.c_str(), c.type.c_str(),
+        std::printf("  %-*s %-22s %-6s %12lld %14.0f %14s %14.0f\n", width, c.name.c_str(), c.type.c_str(),
                     c.placement.c_str(), static_cast<long long>(c.params), c.data_parallel,
                     c.model_parallel > 0 ? cat(static_cast<long long>(c.model_parallel)).c_str() : "-",
                     c.hybrid);
       }
-      std::printf("  %-12s %-22s %-6s %12s %14.0f %14s %14.0f\n", "total", "", "", "",
+      std::printf("  %-*s %-22s %-6s %12s %14.0f %14s %14.0f\n", width, "total", "", "", "",
                   r.data_parallel_total, "", r.hybrid_total);
       std::printf("bytes per step per worker: data-parallel %.3g, owt hybrid %.3g (%.2fx less)\n",
                   4 * r.data_parallel_total, 4 * r.hybrid_total,

@@ -179,24 +179,9 @@ INSTANTIATE_TEST_SUITE_P(Precisions, GpuOps, ::testing::Values("fp32-strict", "t
 
 // ---- precision-independent ops, fp32-strict, 1e-5 --------------------------------------------
 
-// One CUDA backend for the whole suite: tools/gpu_check.sh runs GpuExact under
-// compute-sanitizer, where each backend's cuBLAS and cuDNN start-up is slow. The allocator
-// tests make their own, to see a fresh pool.
-class GpuExact : public ::testing::Test {
- protected:
-  static void TearDownTestSuite() { shared_.reset(); }
-  void SetUp() override {
-    OWT_SKIP_WITHOUT_GPU();
-    cpu_ = make_cpu_backend();
-    if (!shared_) shared_ = make_cuda_backend(0, "fp32-strict");
-    gpu_ = shared_.get();
-  }
-  Backend* both(int i) { return i == 0 ? gpu_ : cpu_.get(); }
-  std::unique_ptr<Backend> cpu_;
-  Backend* gpu_ = nullptr;
-  static std::unique_ptr<Backend> shared_;
-};
-std::unique_ptr<Backend> GpuExact::shared_;
+// One CUDA backend for the whole suite (SharedCudaBackendTest). The allocator tests make their
+// own, to see a fresh pool.
+class GpuExact : public SharedCudaBackendTest<GpuExact> {};
 
 TEST_F(GpuExact, CopiesFillScaleAxpy) {
   const size_t n = 100003;

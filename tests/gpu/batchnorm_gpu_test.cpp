@@ -12,22 +12,8 @@
 namespace owt::test {
 namespace {
 
-// One CUDA backend for the suite (cuBLAS and cuDNN start-up is slow under compute-sanitizer).
-class GpuBatchNorm : public ::testing::Test {
- protected:
-  static void TearDownTestSuite() { shared_.reset(); }
-  void SetUp() override {
-    OWT_SKIP_WITHOUT_GPU();
-    cpu_ = make_cpu_backend();
-    if (!shared_) shared_ = make_cuda_backend(0, "fp32-strict");
-    gpu_ = shared_.get();
-  }
-  Backend* both(int i) { return i == 0 ? gpu_ : cpu_.get(); }
-  std::unique_ptr<Backend> cpu_;
-  Backend* gpu_ = nullptr;
-  static std::unique_ptr<Backend> shared_;
-};
-std::unique_ptr<Backend> GpuBatchNorm::shared_;
+// One CUDA backend for the suite (SharedCudaBackendTest).
+class GpuBatchNorm : public SharedCudaBackendTest<GpuBatchNorm> {};
 
 size_t elements(const BatchNormGeom& g) { return size_t(g.n) * g.c * g.hw; }
 

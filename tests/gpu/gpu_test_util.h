@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -94,5 +95,25 @@ inline ::testing::AssertionResult near_rel(const std::vector<float>& got,
          << "max |cuda - cpu| = " << worst << " at [" << at << "] (cuda " << got[at] << ", cpu "
          << want[at] << ") exceeds " << rtol << " x max|cpu| = " << bound;
 }
+
+// A suite whose tests share one fp32-strict CUDA backend (cuBLAS and cuDNN start-up is slow
+// under compute-sanitizer, where tools/gpu_check.sh runs the exact-op suites) and compare it with
+// a CPU backend: both(0) is the GPU, both(1) the CPU. Suite is the deriving class (one backend
+// per suite).
+template <typename Suite>
+class SharedCudaBackendTest : public ::testing::Test {
+ protected:
+  static void TearDownTestSuite() { shared_.reset(); }
+  void SetUp() override {
+    OWT_SKIP_WITHOUT_GPU();
+    cpu_ = make_cpu_backend();
+    if (!shared_) shared_ = make_cuda_backend(0, "fp32-strict");
+    gpu_ = shared_.get();
+  }
+  Backend* both(int i) { return i == 0 ? gpu_ : cpu_.get(); }
+  std::unique_ptr<Backend> cpu_;
+  Backend* gpu_ = nullptr;
+  static inline std::unique_ptr<Backend> shared_;
+};
 
 }  // namespace owt::test

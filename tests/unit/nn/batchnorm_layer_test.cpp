@@ -5,13 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "gradient_check.h"
 #include "placement_helpers.h"
+#include "thread_comm.h"
 #include "support/expect_error.h"
 
 namespace owt::test {
@@ -188,93 +187,13 @@ TEST(BatchNorm, TrainingOnOneValuePerChannelIsAnError) {
 
 // ---- K workers on threads ------------------------------------------------------------------
 
-// A group of K threads that sum buffers: the all-reduce of one rank of it.
-class ThreadSum {
- public:
-  explicit ThreadSum(int k) : k_(k), staged_(k) {}
-  int size() const { return k_; }
-  void all_reduce(int rank, float* buf, size_t n) {
-    staged_[rank].assign(buf, buf + n);
-    barrier();
-    for (size_t i = 0; i < n; ++i) {
-      float s = 0.f;
-      for (int r = 0; r < k_; ++r) s += staged_[r].at(i);
-      buf[i] = s;
-    }
-    barrier();
-  }
-
- private:
-  void barrier() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    const uint64_t gen = generation_;
-    if (++arrived_ == k_) {
-      arrived_ = 0;
-      ++generation_;
-      cv_.notify_all();
-    } else {
-      cv_.wait(lock, [&] { return generation_ != gen; });
-    }
-  }
-  int k_;
-  std::vector<std::vector<float>> staged_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  int arrived_ = 0;
-  uint64_t generation_ = 0;
-};
-
-class DoneHandle : public CommHandle {
- public:
-  void wait() override {}
-  bool test() override { return true; }
-};
-
-// One rank of a ThreadSum: all_reduce only (what batchnorm uses), counting its calls.
-class ThreadSumComm : public Communicator {
- public:
-  ThreadSumComm(ThreadSum& group, int rank) : group_(group), rank_(rank) {}
-  int rank() const override { return rank_; }
-  int size() const override { return group_.size(); }
-  std::string name() const override { return "threads"; }
-  std::unique_ptr<CommHandle> all_reduce_async(float* buf, size_t n) override {
-    reduce_sizes.push_back(n);
-    group_.all_reduce(rank_, buf, n);
-    return std::make_unique<DoneHandle>();
-  }
-  std::unique_ptr<CommHandle> all_gather_async(const float*, float*,
-                                               const std::vector<size_t>&) override {
-    return unused();
-  }
-  std::unique_ptr<CommHandle> reduce_scatter_async(const float*, float*,
-                                                   const std::vector<size_t>&) override {
-    return unused();
-  }
-  std::unique_ptr<CommHandle> broadcast_async(float*, size_t, int) override { return unused(); }
-  std::unique_ptr<CommHandle> reduce_async(float*, size_t, int) override { return unused(); }
-  std::unique_ptr<CommHandle> send_async(const float*, size_t, int) override { return unused(); }
-  std::unique_ptr<CommHandle> recv_async(float*, size_t, int) override { return unused(); }
-  void barrier() override { unused(); }
-  [[noreturn]] void abort_all(const std::string& message, int) override {
-    throw std::runtime_error("abort_all: " + message);
-  }
-  std::vector<size_t> reduce_sizes;
-
- private:
-  [[noreturn]] std::unique_ptr<CommHandle> unused() {
-    throw std::logic_error("batchnorm uses all_reduce only");
-  }
-  ThreadSum& group_;
-  int rank_;
-};
-
 constexpr int64_t kC = 3, kH = 2, kW = 3, kHW = kH * kW;
 
 // One worker's results of a training forward and backward on its rows.
 struct WorkerResult {
   std::vector<float> y, dx, dweight, dbias, running_mean, running_var;
   float batches = 0;
-  std::vector<size_t> reduce_sizes;
+  std::vector<size_t> reduce_calls;
 };
 
 // Runs `yaml` on rank `rank` of `workers` (comm), on rows [row0, row0 + rows) of x and r
@@ -304,7 +223,7 @@ WorkerResult run_worker(const std::string& yaml, Communicator& comm, int64_t row
   WorkerResult out{host(y), host(dx), host(param(*layer, 0).grad), host(param(*layer, 1).grad),
                    host(buffer(*layer, 0).value), host(buffer(*layer, 1).value),
                    buffer(*layer, 2).value.f32()[0], {}};
-  if (auto* t = dynamic_cast<ThreadSumComm*>(&comm)) out.reduce_sizes = t->reduce_sizes;
+  if (auto* t = dynamic_cast<ThreadComm*>(&comm)) out.reduce_calls = t->reduce_calls;
   return out;
 }
 
@@ -321,13 +240,13 @@ std::vector<WorkerResult> run_workers(const std::string& yaml, const std::vector
   const int K = static_cast<int>(split.size());
   int64_t B = 0;
   for (int64_t n : split) B += n;
-  ThreadSum group(K);
+  ThreadGroup group(K);
   std::vector<WorkerResult> results(K);
   std::vector<std::thread> threads;
   int64_t row0 = 0;
   for (int k = 0; k < K; ++k) {
     threads.emplace_back([&, k, row0] {
-      ThreadSumComm comm(group, k);
+      ThreadComm comm(group, k);
       results[k] = run_worker(yaml, comm, row0, split[k], B, x, r);
     });
     row0 += split[k];
@@ -360,7 +279,7 @@ TEST(BatchNorm, SynchronisedKWorkersEqualOneWorkerWithAllRows) {
       expect_close(res[k].running_var, all.running_var, 0, "running_var");
       EXPECT_EQ(res[k].batches, 1.f);
       // One all-reduce of (2C) forward, one backward.
-      EXPECT_EQ(res[k].reduce_sizes, (std::vector<size_t>{2 * kC, 2 * kC}));
+      EXPECT_EQ(res[k].reduce_calls, (std::vector<size_t>{2 * kC, 2 * kC}));
       for (int64_t c = 0; c < kC; ++c) dweight[c] += res[k].dweight[c], dbias[c] += res[k].dbias[c];
     }
     // The param gradients are partial sums: their sum over workers is the whole batch's.
@@ -388,7 +307,7 @@ TEST(BatchNorm, UnsynchronisedWorkersUseTheirOwnRowsOnly) {
     expect_close(res[k].y, alone.y, 0, "y");
     expect_close(res[k].dx, alone.dx, 0, "dx");
     expect_close(res[k].running_mean, alone.running_mean, 0, "running_mean");
-    EXPECT_TRUE(res[k].reduce_sizes.empty());
+    EXPECT_TRUE(res[k].reduce_calls.empty());
     row0 += rows;
   }
 }
