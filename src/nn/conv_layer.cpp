@@ -71,6 +71,12 @@ class ConvLayer : public Layer {
                            3 * (static_cast<int64_t>(filters_) * c_ * kh_ * kw_ + filters_);
     return floats * static_cast<int64_t>(sizeof(float));
   }
+  // The CPU backend caches a oneDNN plan, with these buffers, per geometry (cpu_conv_dnnl.cpp).
+  std::string scratch_key(int64_t rows) const override {
+    const ConvGeom g = geom(rows);
+    return cat("conv ", g.n, " ", g.c, " ", g.h, " ", g.w, " ", g.k, " ", g.kh, " ", g.kw, " ",
+               g.stride_h, " ", g.stride_w, " ", g.pad_h, " ", g.pad_w);
+  }
 
  private:
   ConvGeom geom(int64_t rows) const {

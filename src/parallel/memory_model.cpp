@@ -3,6 +3,8 @@
 #include "owt/parallel/memory_model.h"
 
 #include <algorithm>
+#include <set>
+#include <string>
 
 #include "owt/core/shard.h"
 #include "owt/parallel/network.h"
@@ -184,8 +186,11 @@ MemoryEstimate estimate_memory(const NetworkSpec& spec, const MemoryRun& run, in
     }
   }
 
+  std::set<std::string> shared_scratch;  // keys of scratch the backend keeps once (Layer::scratch_key)
   for (size_t i = 0; i < net.size(); ++i) {
-    add(&m.scratch, cat(net.layer(i).name(), " scratch"), net.layer(i).scratch_bytes(forward_rows(i)));
+    const std::string key = net.layer(i).scratch_key(forward_rows(i));
+    if (key.empty() || shared_scratch.insert(key).second)
+      add(&m.scratch, cat(net.layer(i).name(), " scratch"), net.layer(i).scratch_bytes(forward_rows(i)));
     m.step_host = std::max(m.step_host, net.layer(i).host_scratch_bytes(forward_rows(i)));
   }
 

@@ -106,6 +106,10 @@ class Layer {
   // And the host buffers a pass allocates and frees again. Read by the memory model
   // (parallel/memory_model.h).
   virtual int64_t scratch_bytes(int64_t /*rows*/) const { return 0; }
+  // Where scratch_bytes() is a buffer the backend keeps per key rather than per layer (the CPU
+  // convolution's oneDNN plan, one per geometry), that key: layers with equal keys share one
+  // buffer, and the memory model counts it once. "" (the default): the layer's own.
+  virtual std::string scratch_key(int64_t /*rows*/) const { return ""; }
   virtual int64_t host_scratch_bytes(int64_t /*rows*/) const { return 0; }
   // Forward may write y over x (elementwise layers); saves activation memory.
   virtual bool can_run_in_place() const { return false; }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "owt/parallel/memory_model.h"
+#include "owt/parallel/network.h"
 #include "owt/train/model_config.h"
 
 namespace owt::test {
@@ -130,6 +131,30 @@ TEST(MemoryModel, LayerScratchAndTheLossHostCopy) {
   // The loss's host copy of its shard (6, 3) and index (3), candidates (6, 5, 2) x 3, the
   // gathered (max, sum-exp) pairs 2 x 6 x 3.
   EXPECT_EQ(m.step_host, (18 + 3 + 180 + 36) * F);
+}
+
+TEST(MemoryModel, ConvolutionsOfOneGeometryShareTheirScratch) {
+  // The CPU backend keeps one oneDNN plan, with its buffers, per geometry: c2 repeats c1's
+  // (2 -> 2 channels, 3x3, 4x4), c3 does not (3 filters), so two scratches count, not three.
+  auto spec_with = [](const std::string& c3_filters) {
+    return parse_model_config(
+               "name: m\ninput: [2, 4, 4]\nclasses: 7\nlayers:\n"
+               "  - {name: c1, type: conv, filters: 2, size: 3, pad: 1}\n"
+               "  - {name: c2, type: conv, filters: 2, size: 3, pad: 1}\n"
+               "  - {name: c3, type: conv, filters: " + c3_filters + ", size: 3, pad: 1}\n"
+               "  - {name: fc, type: linear, outputs: 7, parallel: data}\n"
+               "  - {name: loss, type: softmax_cross_entropy}\n",
+               "m.yaml", ModelParts::Network).net;
+  };
+  Network net(spec_with("3"), 0, 1, ParallelMode::Owt);
+  const int64_t c1 = net.layer(0).scratch_bytes(3), c3 = net.layer(2).scratch_bytes(3);
+  ASSERT_GT(c1, 0);
+  EXPECT_EQ(net.layer(0).scratch_key(3), net.layer(1).scratch_key(3));
+  EXPECT_NE(net.layer(0).scratch_key(3), net.layer(2).scratch_key(3));
+  const int64_t fc_and_loss = net.layer(3).scratch_bytes(3) + net.layer(4).scratch_bytes(3);
+  EXPECT_EQ(estimate_memory(spec_with("3"), run_of(1), 0).scratch, c1 + c3 + fc_and_loss);
+  // With c3 like the others, one scratch serves all three.
+  EXPECT_EQ(estimate_memory(spec_with("2"), run_of(1), 0).scratch, c1 + fc_and_loss);
 }
 
 TEST(MemoryModel, CheckpointPiecesOnRankZeroAndTheOthers) {
