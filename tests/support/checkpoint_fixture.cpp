@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "owt/core/philox.h"
 #include "owt/nn/init.h"
 
@@ -36,7 +38,8 @@ float keyed_value(const std::string& name, int64_t e, bool state) {
 
 std::vector<float> keyed_whole(const Param& p, bool state) {
   std::vector<float> v(p.full_shape.numel());
-  for (int64_t e = 0; e < static_cast<int64_t>(v.size()); ++e) v[e] = keyed_value(p.name, e, state);
+  for (int64_t e = 0; e < static_cast<int64_t>(v.size()); ++e)
+    v[e] = p.integer ? std::floor(keyed_value(p.name, e, state)) : keyed_value(p.name, e, state);
   return v;
 }
 
@@ -53,9 +56,18 @@ CheckpointModel::CheckpointModel(int rank, int workers, Backend& backend) {
   params_.push_back(make_sharded_param("head.weight", Shape{37, 11}, 1, rank, workers, none));
   // Two rows: on 3 or 4 workers some hold none.
   params_.push_back(make_sharded_param("tiny.weight", Shape{2, 3}, 0, rank, workers, none));
-  std::vector<Param*> ptrs;
+  // Buffers (BatchNorm's): replicated values only; an integer counter saved as a 0-dim I64.
+  buffers_.push_back(make_replicated_param("bn.running_var", Shape{3}, none));
+  buffers_.push_back(make_replicated_param("bn.num_batches_tracked", Shape{}, none));
+  buffers_.back().integer = true;
+  std::vector<Param*> ptrs, buffer_ptrs;
   for (Param& p : params_) ptrs.push_back(&p);
-  store_ = std::make_unique<ParamStore>(ptrs, backend);
+  for (Param& b : buffers_) buffer_ptrs.push_back(&b);
+  store_ = std::make_unique<ParamStore>(ptrs, buffer_ptrs, backend);
+  for (const Param& b : buffers_) {
+    const std::vector<float> whole = keyed_whole(b, false);
+    backend.from_host(whole.data(), b.value.f32(), whole.size() * sizeof(float));
+  }
   for (const Param& p : params_)
     for (bool state : {false, true}) {
       const Tensor& t = state ? p.state : p.value;
@@ -73,6 +85,10 @@ void CheckpointModel::clear(Backend& backend) {
       std::vector<float> zero(t->numel(), 0.f);
       backend.from_host(zero.data(), t->f32(), zero.size() * sizeof(float));
     }
+  for (const Param& b : buffers_) {
+    std::vector<float> zero(b.value.numel(), 0.f);
+    backend.from_host(zero.data(), b.value.f32(), zero.size() * sizeof(float));
+  }
 }
 
 void CheckpointModel::expect_keyed(Backend& backend, bool with_state) const {
@@ -89,6 +105,11 @@ void CheckpointModel::expect_keyed(Backend& backend, bool with_state) const {
                         << ": full element " << e << " is " << mine[l] << ", expected "
                         << keyed_value(p.name, e, state);
     }
+  for (const Param& b : buffers_) {
+    std::vector<float> got(b.value.numel());
+    backend.to_host(b.value.f32(), got.data(), got.size() * sizeof(float));
+    EXPECT_EQ(got, keyed_whole(b, false)) << "buffer " << b.name;
+  }
 }
 
 ModelConfig checkpoint_config() {

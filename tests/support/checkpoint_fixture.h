@@ -1,6 +1,7 @@
 // A model-like set of params for checkpoint tests, sharded for rank r of K (replicated conv and
-// bias, Shard(0) and Shard(1) linear weights with uneven and empty shards), whose value and
-// momentum are a function of (name, full element) only, so any K can be checked against any.
+// bias, Shard(0) and Shard(1) linear weights with uneven and empty shards), and two buffers (a
+// running variance and an integer counter), whose value and momentum are a function of (name,
+// full element) only, so any K can be checked against any.
 #pragma once
 #include <memory>
 #include <string>
@@ -26,7 +27,7 @@ class CheckpointModel {
   void expect_keyed(Backend& backend, bool with_state) const;
 
  private:
-  std::vector<Param> params_;
+  std::vector<Param> params_, buffers_;
   std::unique_ptr<ParamStore> store_;
 };
 

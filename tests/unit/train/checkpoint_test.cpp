@@ -3,6 +3,8 @@
 // worker's rows. K = 2..4 under mpirun: tests/mpi/checkpoint_mpi_test.cpp.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -54,6 +56,19 @@ TEST(Checkpoint, StreamedFileEqualsTheWholeFileWriterAtAnyChunkSize) {
       whole.tensors.push_back(
           st_f32("optim." + p->name + ".momentum_buffer", p->full_shape.dims(), m.data()));
     }
+    for (const Param* b : model.store().buffers()) {  // after the params; counters as I64
+      const std::vector<float> v = keyed_whole(*b, false);
+      if (!b->integer) {
+        whole.tensors.push_back(st_f32(b->name, b->full_shape.dims(), v.data()));
+        continue;
+      }
+      StTensor t{b->name, "I64", b->full_shape.dims(), std::vector<uint8_t>(8 * v.size())};
+      for (size_t i = 0; i < v.size(); ++i) {
+        const int64_t n = static_cast<int64_t>(v[i]);
+        std::memcpy(t.data.data() + 8 * i, &n, 8);
+      }
+      whole.tensors.push_back(std::move(t));
+    }
     const std::string reference = dir.file("reference.safetensors");
     write_safetensors(reference, whole);
     EXPECT_TRUE(bytes == slurp(reference)) << "differs from write_safetensors' file";
@@ -87,7 +102,7 @@ TEST(Checkpoint, LoadReshardsOntoAnyWorkerCountReadingOnlyItsRows) {
 
         model.clear(*be);
         InitFromReport r = init_from_checkpoint(path, model.store(), {}, *be, chunk);
-        EXPECT_EQ(r.loaded.size(), model.store().params().size());
+        EXPECT_EQ(r.loaded.size(), model.store().params().size() + model.store().buffers().size());
         EXPECT_TRUE(r.unused.empty() && r.missing.empty() && r.shape_mismatch.empty());
         model.expect_keyed(*be, false);
       }
