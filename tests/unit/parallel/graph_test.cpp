@@ -105,6 +105,25 @@ TEST(Graph, ModelParallelLayerInsideAResidualBranchIsRefused) {
   EXPECT_NO_THROW(build(layers, 2, ParallelMode::DataOnly));
 }
 
+TEST(Graph, BatchNormAfterTheTransitionNeedsTheWholeBatch) {
+  // A BatchNorm1d after a model-parallel linear: every worker holds every row with allgather,
+  // but the pipelined transition runs that stage one worker's block at a time.
+  auto text = [](const std::string& transition) {
+    return "name: g\ninput: [2, 2, 2]\nclasses: 5\nlayers:\n"
+           "  - {name: fc1, type: linear, outputs: 8}\n"           // line 5
+           "  - {name: bn, type: batchnorm}\n"                      // line 6
+           "  - {name: fc2, type: linear, outputs: 5}\n"            // line 7
+           "  - {name: loss, type: softmax_cross_entropy}\n"
+           "parallel: {transition: " + transition + "}\n";
+  };
+  auto build_text = [](const std::string& t) {
+    return Network(parse_model_config(t, "g.yaml", ModelParts::Network).net, 0, 2, ParallelMode::Owt);
+  };
+  expect_error([&] { build_text(text("pipelined")); },
+               {"g.yaml:6", "layer 'bn'", "transition: allgather"});
+  EXPECT_NO_THROW(build_text(text("allgather")));
+}
+
 TEST(Graph, ChainBackwardPingPongsTwoSlots) {
   Network net = build({"{name: fc0, type: linear, outputs: 8, parallel: data}",
                        "{name: relu0, type: relu}", "{name: fc1, type: linear, outputs: 6, parallel: data}",
