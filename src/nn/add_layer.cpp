@@ -32,19 +32,13 @@ class AddLayer : public Layer {
     for (size_t i = 1; i < x.size(); ++i) ctx.backend.axpy(1.f, x[i].f32(), y.f32(), n);
   }
 
-  // dx[i] = dy for every non-null dx[i]; an input named twice (one tensor) gets the sum.
+  // dx[i] = dy for every non-null dx[i] (the network never names one input twice, so the dx
+  // are distinct tensors).
   void backward_inputs(RunContext& ctx, const std::vector<Tensor>&, const Tensor&,
                        const Tensor& dy, const std::vector<Tensor*>& dx) override {
     const size_t n = static_cast<size_t>(dy.numel());
-    for (size_t i = 0; i < dx.size(); ++i) {
-      if (!dx[i]) continue;
-      bool seen = false;
-      for (size_t j = 0; j < i; ++j) seen = seen || (dx[j] && dx[j]->f32() == dx[i]->f32());
-      if (seen)
-        ctx.backend.axpy(1.f, dy.f32(), dx[i]->f32(), n);
-      else if (dx[i]->f32() != dy.f32())
-        ctx.backend.copy(dy.f32(), dx[i]->f32(), n * sizeof(float));
-    }
+    for (Tensor* d : dx)
+      if (d && d->f32() != dy.f32()) ctx.backend.copy(dy.f32(), d->f32(), n * sizeof(float));
   }
 
   void forward(RunContext&, const Tensor&, Tensor&) override {

@@ -69,7 +69,7 @@ std::vector<Network::LayerKeys> Network::build_layers(const NetworkSpec& spec) {
     k.freeze = lc.get_bool("freeze", false);
     k.where = lc.where("parallel");
     k.inputs_where = lc.where("inputs");
-    std::vector<std::string> input_names;
+    std::vector<std::string>& input_names = k.inputs;
     if (lc.has("inputs")) {
       for (const YAML::Node& n : lc.get_sequence("inputs")) {
         if (!n.IsScalar() || n.Scalar().empty())
@@ -82,7 +82,6 @@ std::vector<Network::LayerKeys> Network::build_layers(const NetworkSpec& spec) {
                               layer->max_inputs() == 1 ? "one input" : "fewer inputs", ", not ",
                               input_names.size()));
     }
-    input_names_.push_back(std::move(input_names));
     lc.check_all_used();
     if (!names.insert(layer->name()).second)
       throw Error(cat(lc.where("name"), ": ", lc.what(), ": the name is used by an earlier layer"));
@@ -109,13 +108,13 @@ void Network::connect_layers(const std::vector<LayerKeys>& keys) {
   consumers_.assign(size(), 0);
   for (size_t i = 0; i < size(); ++i) {
     const std::string what = cat("layer '", layers_[i]->name(), "'");
-    if (input_names_[i].empty()) {
+    if (keys[i].inputs.empty()) {
       inputs_[i] = {i == 0 ? kNetworkInput : i - 1};
     } else {
       if (layers_[i]->as_loss())
         throw Error(cat(keys[i].inputs_where, ": ", what, ": the loss takes the layer before it; "
                         "remove inputs"));
-      for (const std::string& name : input_names_[i]) {
+      for (const std::string& name : keys[i].inputs) {
         auto it = index.find(name);
         if (it == index.end()) {
           bool later = false;

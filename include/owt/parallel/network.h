@@ -46,6 +46,7 @@ class Network {
   struct LayerKeys {
     std::string where;  // "file:line" of the `parallel` key (or the layer), for errors
     std::string inputs_where;  // "file:line" of the `inputs` key (or the layer)
+    std::vector<std::string> inputs;  // the `inputs` names as written (empty: the previous layer)
     LayerParallel parallel = LayerParallel::Default;
     LinearSplit split = LinearSplit::Auto;
     double lr_mult = 1, wd_mult = 1, bias_wd_mult = 1;
@@ -66,7 +67,6 @@ class Network {
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<std::vector<size_t>> inputs_;
   std::vector<size_t> consumers_;
-  std::vector<std::vector<std::string>> input_names_;  // as written, for connect_layers
   std::vector<Shape> in_shapes_, out_shapes_;
   size_t transition_ = 0;
   int rank_, workers_;
