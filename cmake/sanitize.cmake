@@ -2,7 +2,7 @@
 # with AddressSanitizer (+ LeakSanitizer) and UndefinedBehaviorSanitizer, any UB report fatal.
 # CPU only: the top-level CMakeLists.txt forces OWT_WITH_CUDA OFF. Build it in its own
 # directory and run it with tools/sanitize.sh (which sets ASAN/LSAN/UBSAN_OPTIONS).
-# Third-party libraries (OpenBLAS, oneDNN, Open MPI, OpenCV) are not instrumented.
+# Third-party libraries (oneDNN, Open MPI, OpenCV) are not instrumented.
 if(NOT OWT_SANITIZE)
   return()
 endif()

@@ -6,15 +6,16 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libopenblas-openmp-dev libyaml-cpp-dev libcli11-dev zlib1g-dev nlohmann-json3-dev
+  libyaml-cpp-dev libcli11-dev zlib1g-dev nlohmann-json3-dev
   libgtest-dev googletest
   libopenmpi-dev openmpi-bin
   libdnnl-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev  # optional: image folders
   dataset-fashion-mnist
   # Interop test and side-by-side benchmarks (tools/torch_interop.py, tools/bench) under
-  # Debian's /usr/bin/python3; torchvision for the resnet18 conversion test.
-  python3-torch python3-yaml python3-numpy python3-torchvision
+  # Debian's /usr/bin/python3; torchvision for the resnet18 conversion test; the OpenMP
+  # OpenBLAS under PyTorch's linear layers (owt's own gemms are oneDNN's).
+  python3-torch python3-yaml python3-numpy python3-torchvision libopenblas0-openmp
   # tools/plot.py; the project's venv (tools/venv.sh: tensorboard, onnx, onnxruntime from PyPI).
   python3-matplotlib python3-venv
 )

@@ -8,7 +8,7 @@ namespace owt {
 
 void add_bench_command(CLI::App& app, CommandRunner& run) {
   struct Args {
-    std::string model, device = "auto", parallel = "owt";
+    std::string model, device = "auto", parallel = "owt", precision;
     BenchOptions opt;
     int threads = 0;
     bool json = false;
@@ -23,11 +23,15 @@ void add_bench_command(CLI::App& app, CommandRunner& run) {
   add_compute_options(cmd, args->threads, args->device);
   cmd->add_option("--parallel", args->parallel, "owt: hybrid plan; dp: every layer data-parallel")
       ->capture_default_str()->check(CLI::IsMember({"owt", "dp"}));
+  cmd->add_option("--precision", args->precision,
+                  "Override the model file's precision (on the CPU tf32 and fp32-strict are fp32)")
+      ->check(CLI::IsMember({"tf32", "fp32-strict", "bf16"}));
   cmd->add_flag("--json", args->json, "Print one JSON object");
   cmd->add_flag("--profile", args->opt.profile, "Also time each layer's forward and backward");
   cmd->callback([args, &run] {
     run = [args](Communicator& world) {
-      ComputeSetup setup = setup_compute(world, args->model, args->device, args->threads, !args->json);
+      ComputeSetup setup = setup_compute(world, args->model, args->device, args->threads, !args->json,
+                                         args->precision);
       ModelConfig& cfg = setup.cfg;
       Backend* backend = setup.backend.get();
       Communicator& comm = *setup.comm;
@@ -38,11 +42,13 @@ void add_bench_command(CLI::App& app, CommandRunner& run) {
       for (const auto& kv : r.bytes_per_step)
         bytes += cat(bytes.empty() ? "" : ", ", "\"", kv.first, "\": ", kv.second);
       if (args->json) {
-        std::printf("{\"model\": \"%s\", \"workers\": %d, \"batch\": %lld, \"iters\": %lld, "
+        std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"precision\": \"%s\", "
+                    "\"workers\": %d, \"batch\": %lld, \"iters\": %lld, "
                     "\"images_per_s\": %.2f, \"ms_per_step\": %.3f, \"gflops_per_worker\": %.2f, "
                     "\"peak_gpu_bytes\": %llu, \"bytes_per_step\": {%s}}\n",
-                    cfg.name.c_str(), r.workers, static_cast<long long>(r.batch),
-                    static_cast<long long>(r.iters), r.images_per_s, 1e3 * r.seconds_per_step,
+                    cfg.name.c_str(), backend->name().c_str(), cfg.precision.c_str(), r.workers,
+                    static_cast<long long>(r.batch), static_cast<long long>(r.iters), r.images_per_s,
+                    1e3 * r.seconds_per_step,
                     r.gflops_per_worker, static_cast<unsigned long long>(r.peak_gpu_bytes),
                     bytes.c_str());
       } else {

@@ -37,14 +37,15 @@ struct ComputeSetup {
   Communicator* comm = nullptr;
 };
 // Sets the thread count, loads `model`, makes the backend (announcing a CPU fallback on
-// rank 0 when `announce`) and the device communicator.
+// rank 0 when `announce`) at `precision` (empty: the model file's) and the device communicator.
 ComputeSetup setup_compute(Communicator& world, const std::string& model, const std::string& device,
-                           int threads, bool announce);
+                           int threads, bool announce, const std::string& precision = "");
 
 // Shared options: OpenMP threads per worker (0: cores / workers on this node).
 void set_thread_count(int threads);
 // The backend named by --device ("auto": CUDA when a GPU is visible, else the CPU, with a
-// one-line note when `announce`), computing at the model file's `precision` (GPU only).
+// one-line note when `announce`), computing at `precision` (the model file's key; on the CPU,
+// tf32 and fp32-strict are fp32 and bf16 needs AVX512_BF16).
 std::unique_ptr<class Backend> make_backend_for(const std::string& device,
                                                 const std::string& precision, bool announce);
 

@@ -28,11 +28,16 @@ void add_compute_options(CLI::App* cmd, int& threads, std::string& device) {
 }
 
 ComputeSetup setup_compute(Communicator& world, const std::string& model, const std::string& device,
-                           int threads, bool announce) {
+                           int threads, bool announce, const std::string& precision) {
   set_thread_count(threads);
   ComputeSetup s;
   s.cfg = load_model_config(model);
-  s.backend = make_backend_for(device, s.cfg.precision, announce && world.rank() == 0);
+  if (!precision.empty()) s.cfg.precision = precision;
+  try {
+    s.backend = make_backend_for(device, s.cfg.precision, announce && world.rank() == 0);
+  } catch (const Error& e) {  // e.g. bf16 on a CPU without AVX512_BF16: name the file
+    throw Error(cat(model, ": ", e.what()));
+  }
   s.device_comm = make_device_communicator(world, *s.backend);  // NCCL for GPU workers
   s.comm = s.device_comm ? s.device_comm.get() : &world;
   return s;
@@ -61,7 +66,7 @@ int local_rank() {
 
 std::unique_ptr<Backend> make_backend_for(const std::string& device, const std::string& precision,
                                           bool announce) {
-  if (device == "cpu") return make_cpu_backend();
+  if (device == "cpu") return make_cpu_backend(precision);
   const int count = cuda_device_count();
   if (device == "cuda") {
     if (!cuda_backend_built()) return make_cuda_backend(0, precision);  // throws: not built
@@ -71,7 +76,7 @@ std::unique_ptr<Backend> make_backend_for(const std::string& device, const std::
   if (count > 0) return make_cuda_backend(local_rank() % count, precision);
   // On stdout with the run's other notes: stderr carries exactly one line per error.
   if (announce && cuda_backend_built()) std::printf("owt: no GPU visible; running on the CPU\n");
-  return make_cpu_backend();
+  return make_cpu_backend(precision);
 }
 
 }  // namespace owt

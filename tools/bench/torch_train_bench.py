@@ -1,12 +1,18 @@
 #!/usr/bin/python3
 # PyTorch side of tools/bench/compare_cpu.sh: times training steps (forward, backward, SGD with
 # momentum) of the torch model that tools/torch_interop.py builds from an owt model file, on a
-# fixed synthetic batch, and prints what `owt bench --json` prints. Also `--sgemm N` (ceiling).
+# fixed synthetic batch, and prints what `owt bench --json` prints. --bf16 runs the forward and
+# the loss under torch.autocast("cpu", dtype=torch.bfloat16) (backward and the SGD step outside
+# it, fp32 master weights), the counterpart of `owt bench --precision bf16`. Also the ceilings:
+# `--sgemm N` (float32 torch.mm) and `--bf16-gemm N` (bfloat16 torch.mm, bfloat16 output).
 """Usage:
   torch_train_bench.py MODEL.yaml [--batch B] [--iters N] [--warmup W] [--threads T]
-                                  [--channels-last] [--json]
+                                  [--channels-last] [--bf16] [--json]
   torch_train_bench.py --sgemm 2048 [--threads T] [--json]
-Run with /usr/bin/python3; set OMP_WAIT_POLICY=passive MALLOC_MMAP_THRESHOLD_=1073741824."""
+  torch_train_bench.py --bf16-gemm 2048 [--threads T] [--json]
+Run with /usr/bin/python3; set OMP_WAIT_POLICY=passive MALLOC_MMAP_THRESHOLD_=1073741824.
+A training run's JSON has "precision": "fp32" or "bf16"; a gemm's has "dtype": "float32" or
+"bfloat16"."""
 import argparse
 import json
 import os
@@ -19,10 +25,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch_interop  # noqa: E402
 
 
-def sgemm_ceiling(n, reps=10):
-    """Best GFLOP/s of an n x n x n float32 matmul."""
-    a, b = torch.rand(n, n), torch.rand(n, n)
-    c = torch.empty(n, n)
+def gemm_ceiling(n, dtype=torch.float32, reps=10):
+    """Best GFLOP/s of an n x n x n matmul in dtype (inputs and output; bfloat16 goes to oneDNN)."""
+    a, b = torch.rand(n, n).to(dtype), torch.rand(n, n).to(dtype)
+    c = torch.empty(n, n, dtype=dtype)
     torch.mm(a, b, out=c)
     best = float("inf")
     for _ in range(reps):
@@ -32,7 +38,7 @@ def sgemm_ceiling(n, reps=10):
     return 2.0 * n ** 3 / best * 1e-9
 
 
-def train_bench(model_path, batch, iters, warmup, channels_last):
+def train_bench(model_path, batch, iters, warmup, channels_last, bf16=False):
     model = torch_interop.build_model(model_path).train()
     solver = model.config["solver"]
     opt = torch.optim.SGD(model.parameters(), lr=float(solver["lr"]),
@@ -48,7 +54,9 @@ def train_bench(model_path, batch, iters, warmup, channels_last):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = model.loss(model(x), y)
+        # bf16: forward and loss under autocast (weights stay fp32, cast per op), backward outside
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model.loss(model(x), y)
         loss.backward()
         opt.step()
 
@@ -62,7 +70,7 @@ def train_bench(model_path, batch, iters, warmup, channels_last):
     return {"model": model.config.get("name", ""), "batch": b, "iters": iters,
             "threads": torch.get_num_threads(), "images_per_s": b / seconds,
             "ms_per_step": 1e3 * seconds, "gflops": 3 * flops * 1e-9 / seconds,
-            "channels_last": channels_last}
+            "channels_last": channels_last, "precision": "bf16" if bf16 else "fp32"}
 
 
 def main():
@@ -73,17 +81,25 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--bf16", action="store_true",
+                   help="forward and loss under torch.autocast('cpu', dtype=torch.bfloat16)")
     p.add_argument("--sgemm", type=int, default=0, help="measure an N x N sgemm instead")
+    p.add_argument("--bf16-gemm", type=int, default=0, metavar="N",
+                   help="measure an N x N bfloat16 torch.mm instead")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     try:
         if a.sgemm:
-            r = {"sgemm_n": a.sgemm, "threads": a.threads, "gflops": sgemm_ceiling(a.sgemm)}
+            r = {"sgemm_n": a.sgemm, "threads": a.threads, "gflops": gemm_ceiling(a.sgemm),
+                 "dtype": "float32"}
+        elif a.bf16_gemm:
+            r = {"bf16_gemm_n": a.bf16_gemm, "threads": a.threads,
+                 "gflops": gemm_ceiling(a.bf16_gemm, torch.bfloat16), "dtype": "bfloat16"}
         elif a.model:
-            r = train_bench(a.model, a.batch, a.iters, a.warmup, a.channels_last)
+            r = train_bench(a.model, a.batch, a.iters, a.warmup, a.channels_last, a.bf16)
         else:
-            p.error("give MODEL.yaml or --sgemm N")
+            p.error("give MODEL.yaml, --sgemm N or --bf16-gemm N")
     except torch_interop.InteropError as e:
         print(f"torch_train_bench: error: {e}", file=sys.stderr)
         return 1

@@ -144,7 +144,12 @@ class Backend {
   virtual void sgd_update(const SgdStep& step, float* w, const float* g, float* v, size_t n) = 0;
 };
 
-// The CPU backend (OpenBLAS + OpenMP); always available.
-std::unique_ptr<Backend> make_cpu_backend();
+// The CPU backend (OpenBLAS + OpenMP + oneDNN); always available. `precision` is the model
+// file's key: tf32 and fp32-strict both compute in fp32 on the CPU; bf16 rounds convolution and
+// matrix-product operands to bfloat16 (fp32 accumulation, fp32 parameters and optimizer state)
+// and throws Error on a CPU without AVX512_BF16.
+std::unique_ptr<Backend> make_cpu_backend(const std::string& precision = "tf32");
+// Whether oneDNN runs bf16 kernels on this CPU (AVX512_BF16 or AMX, within DNNL_MAX_CPU_ISA).
+bool cpu_has_bf16();
 
 }  // namespace owt

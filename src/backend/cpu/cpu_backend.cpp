@@ -1,9 +1,9 @@
-// CpuBackend: memory, dense helpers (cblas_sgemm), elementwise ops, loss pieces and the SGD
+// CpuBackend: memory, dense helpers (oneDNN's gemms), elementwise ops, loss pieces and the SGD
 // update. Elementwise maths comes from owt/backend/elementwise.h (shared with CUDA); this file
 // only runs it in OpenMP loops. Convolution, pooling and LRN live in their own files.
 #include "cpu_backend.h"
 
-#include <cblas.h>
+#include <oneapi/dnnl/dnnl.hpp>
 
 #include <cmath>
 #include <cstdlib>
@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "cpu_conv.h"
+#include "cpu_gemm.h"
 
 namespace owt {
 
@@ -25,11 +26,30 @@ constexpr int kDnnlMinDataChannels = 8;
 int64_t as_i64(size_t n) { return static_cast<int64_t>(n); }
 }  // namespace
 
-CpuBackend::CpuBackend()
-    : conv_(std::make_unique<DnnlConv>()), im2col_(std::make_unique<Im2colConv>()) {}
+CpuBackend::CpuBackend(bool bf16)
+    : bf16_(bf16),
+      conv_(std::make_unique<DnnlConv>(bf16)),
+      im2col_(std::make_unique<Im2colConv>()),
+      bf16_gemm_(bf16 ? std::make_unique<DnnlBf16Gemm>() : nullptr) {}
 CpuBackend::~CpuBackend() = default;
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+bool cpu_has_bf16() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto bf16 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+  return (isa & bf16) == bf16;  // oneDNN's ISA values are nested bit sets
+}
+
+std::unique_ptr<Backend> make_cpu_backend(const std::string& precision) {
+  if (precision == "bf16") {
+    if (!cpu_has_bf16())
+      throw Error("precision bf16 on the CPU needs AVX512_BF16, which oneDNN does not find on "
+                  "this CPU; use precision tf32 (fp32 on the CPU) or a GPU");
+    return std::make_unique<CpuBackend>(true);
+  }
+  if (precision != "tf32" && precision != "fp32-strict" && precision != "fp32")
+    throw Error("unknown precision '" + precision + "' (expected tf32, fp32-strict or bf16)");
+  return std::make_unique<CpuBackend>(false);
+}
 
 // ---- memory -------------------------------------------------------------------------------
 
@@ -81,9 +101,15 @@ void CpuBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, cons
       for (int j = 0; j < n; ++j) c[static_cast<int64_t>(i) * ldc + j] *= beta;
     return;
   }
-  cblas_sgemm(CblasRowMajor, ta == Trans::T ? CblasTrans : CblasNoTrans,
-              tb == Trans::T ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
-              ldc);
+  if (n == 1 || k == 1) {  // a sum or a broadcast (global_avgpool): bandwidth-bound, no bf16
+    narrow_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  if (bf16_) {
+    bf16_gemm_->gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 // y (rows, cols): y[r, :] += v (cols)

@@ -1,6 +1,5 @@
-// CpuBackend: owt::Backend on the host (OpenMP loops, OpenBLAS sgemm, oneDNN convolutions).
-// Internal to src/backend/cpu; the two convolution engines are declared in cpu_conv.h. A
-// CpuBackend is driven by one host thread at a time (its conv caches are not shared).
+// CpuBackend: owt::Backend on the host (OpenMP loops; oneDNN convolutions and gemms, in bf16
+// too); internal to src/backend/cpu (engines: cpu_conv.h, cpu_gemm.h). One host thread drives it.
 #pragma once
 #include <memory>
 #include <string>
@@ -9,16 +8,19 @@
 
 namespace owt {
 
+class DnnlBf16Gemm;
 class DnnlConv;
 class Im2colConv;
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend();
+  // bf16: convolutions and matrix products round their operands to bfloat16 and accumulate in
+  // fp32 (everything else, parameters and optimizer state stay fp32). Needs AVX512_BF16.
+  explicit CpuBackend(bool bf16 = false);
   ~CpuBackend() override;
 
   Device device() const override { return Device::CPU; }
-  std::string name() const override { return "cpu"; }
+  std::string name() const override { return bf16_ ? "cpu-bf16" : "cpu"; }
 
   // memory (cpu_backend.cpp)
   std::shared_ptr<Buffer> allocate(size_t bytes) override;
@@ -91,8 +93,10 @@ class CpuBackend final : public Backend {
   void sgd_update(const SgdStep& step, float* w, const float* g, float* v, size_t n) override;
 
  private:
+  bool bf16_;
   std::unique_ptr<DnnlConv> conv_;
   std::unique_ptr<Im2colConv> im2col_;
+  std::unique_ptr<DnnlBf16Gemm> bf16_gemm_;  // null unless bf16_
 };
 
 }  // namespace owt

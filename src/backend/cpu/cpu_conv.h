@@ -1,6 +1,6 @@
 // The two CPU convolution engines behind CpuBackend's conv2d_* ops, compared by
 // tools/bench/conv_bench: oneDNN (DnnlConv: everything except backward-data into < 8 input
-// channels) and im2col + OpenBLAS sgemm (Im2colConv: that case, and the plain reference).
+// channels) and im2col + sgemm (Im2colConv: that case, and the plain reference).
 #pragma once
 #include <map>
 #include <memory>
@@ -23,9 +23,11 @@ class Im2colConv {
   std::vector<float> workspace_;
 };
 
+// bf16: x, w and dy are rounded to bfloat16 for the convolution (y, dx, dw and db stay fp32,
+// accumulated in fp32), as cuDNN's bf16 convolutions on the GPU.
 class DnnlConv {
  public:
-  DnnlConv();
+  explicit DnnlConv(bool bf16 = false);
   ~DnnlConv();
   void forward(const ConvGeom& g, const float* x, const float* w, const float* bias, float* y);
   void backward_data(const ConvGeom& g, const float* dy, const float* w, float* dx);
@@ -36,6 +38,7 @@ class DnnlConv {
   struct Plan;
   Plan& plan(const ConvGeom& g);
   std::unique_ptr<Impl> impl_;
+  bool bf16_;
 };
 
 }  // namespace owt

@@ -1,6 +1,6 @@
 // DnnlConv: convolution through oneDNN (the library PyTorch's CPU convolutions use). owt's
-// tensors are plain NCHW / OIHW; each op reorders into the layouts oneDNN picks (blocked on
-// AVX-512) and back. Primitives and reorders are built once per geometry and cached.
+// tensors are plain NCHW / OIHW fp32; each op reorders into the layouts (and, for bf16, the
+// data type) oneDNN picks and back. Primitives and reorders are built once per geometry.
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <array>
@@ -84,7 +84,7 @@ void finish_output(Port& p, const dnnl::engine& eng, dnnl::stream& s, float* ptr
 
 }  // namespace
 
-DnnlConv::DnnlConv() : impl_(std::make_unique<Impl>()) {}
+DnnlConv::DnnlConv(bool bf16) : impl_(std::make_unique<Impl>()), bf16_(bf16) {}
 DnnlConv::~DnnlConv() = default;
 
 DnnlConv::Plan& DnnlConv::plan(const ConvGeom& g) {
@@ -100,16 +100,19 @@ DnnlConv::Plan& DnnlConv::plan(const ConvGeom& g) {
             (g.ow - 1) * g.stride_w + g.kw - g.w - g.pad_w};
   memory::desc x_user(x_dims, dt::f32, tag::nchw), w_user(w_dims, dt::f32, tag::oihw),
       b_user(b_dims, dt::f32, tag::x), y_user(y_dims, dt::f32, tag::nchw);
-  memory::desc x_any(x_dims, dt::f32, tag::any), w_any(w_dims, dt::f32, tag::any),
-      y_any(y_dims, dt::f32, tag::any);
+  // What the primitives read (x, w, dy: bf16 when bf16_) and write (y, dx, dw: always f32).
+  const dt in = bf16_ ? dt::bf16 : dt::f32;
+  memory::desc x_in(x_dims, in, tag::any), w_in(w_dims, in, tag::any), y_in(y_dims, in, tag::any),
+      x_out(x_dims, dt::f32, tag::any), w_out(w_dims, dt::f32, tag::any),
+      y_out(y_dims, dt::f32, tag::any);
   const auto algo = dnnl::algorithm::convolution_direct;
 
   auto p = std::make_unique<Plan>();
   p->bias_md = b_user;
   try {
     dnnl::convolution_forward::primitive_desc fwd_pd(
-        dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, algo, x_any, w_any,
-                                        b_user, y_any, strides, pad_l, pad_r),
+        dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, algo, x_in, w_in,
+                                        b_user, y_out, strides, pad_l, pad_r),
         eng);
     p->fwd = dnnl::convolution_forward(fwd_pd);
     p->fwd_src = Port(eng, x_user, fwd_pd.src_desc(), true, false);
@@ -117,7 +120,7 @@ DnnlConv::Plan& DnnlConv::plan(const ConvGeom& g) {
     p->fwd_dst = Port(eng, y_user, fwd_pd.dst_desc(), false, false);
 
     dnnl::convolution_backward_data::primitive_desc bd_pd(
-        dnnl::convolution_backward_data::desc(algo, x_any, w_any, y_any, strides, pad_l, pad_r),
+        dnnl::convolution_backward_data::desc(algo, x_out, w_in, y_in, strides, pad_l, pad_r),
         eng, fwd_pd);
     p->bwd_data = dnnl::convolution_backward_data(bd_pd);
     p->bd_dst = Port(eng, y_user, bd_pd.diff_dst_desc(), true, false);
@@ -125,7 +128,7 @@ DnnlConv::Plan& DnnlConv::plan(const ConvGeom& g) {
     p->bd_src = Port(eng, x_user, bd_pd.diff_src_desc(), false, false);
 
     dnnl::convolution_backward_weights::primitive_desc bw_pd(
-        dnnl::convolution_backward_weights::desc(algo, x_any, w_any, b_user, y_any, strides, pad_l,
+        dnnl::convolution_backward_weights::desc(algo, x_in, w_out, b_user, y_in, strides, pad_l,
                                                  pad_r),
         eng, fwd_pd);
     p->bwd_weights = dnnl::convolution_backward_weights(bw_pd);

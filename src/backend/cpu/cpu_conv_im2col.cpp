@@ -1,13 +1,13 @@
-// Im2colConv: convolution as im2col + OpenBLAS sgemm, one image per OpenMP thread (sgemm
+// Im2colConv: convolution as im2col + sgemm (oneDNN's), one image per OpenMP thread (sgemm
 // then runs single-threaded), per-thread column buffers and per-thread dw accumulators.
 // The plain reference for DnnlConv (tests, tools/bench/conv_bench).
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "cpu_conv.h"
+#include "cpu_gemm.h"
 
 namespace owt {
 
@@ -104,8 +104,7 @@ void Im2colConv::forward(const ConvGeom& g, const float* x, const float* w, cons
       std::fill(yn + static_cast<int64_t>(k) * p, yn + static_cast<int64_t>(k + 1) * p,
                 bias ? bias[k] : 0.f);
     // yn (K, P) += w (K, CKK) col (CKK, P)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.k, p, ckk, 1.f, w, ckk, col, p, 1.f,
-                yn, p);
+    sgemm(Trans::N, Trans::N, g.k, p, ckk, 1.f, w, ckk, col, p, 1.f, yn, p);
   });
 }
 
@@ -116,8 +115,7 @@ void Im2colConv::backward_data(const ConvGeom& g, const float* dy, const float* 
     const float* dyn = dy + static_cast<int64_t>(n) * g.k * p;
     float* dxn = dx + static_cast<int64_t>(n) * g.c * g.h * g.w;
     // col (CKK, P) = w^T (CKK, K) dyn (K, P)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, p, g.k, 1.f, w, ckk, dyn, p, 0.f,
-                col, p);
+    sgemm(Trans::T, Trans::N, ckk, p, g.k, 1.f, w, ckk, dyn, p, 0.f, col, p);
     std::fill(dxn, dxn + static_cast<int64_t>(g.c) * g.h * g.w, 0.f);
     col2im_add(g, col, dxn);
   });
@@ -144,8 +142,7 @@ void Im2colConv::backward_filter(const ConvGeom& g, const float* x, const float*
       const float* dyn = dy + static_cast<int64_t>(n) * g.k * p;
       im2col(g, xn, col);
       // dw_t (K, CKK) += dyn (K, P) col^T (P, CKK)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.k, ckk, p, 1.f, dyn, p, col, p, 1.f,
-                  dw_t, ckk);
+      sgemm(Trans::N, Trans::T, g.k, ckk, p, 1.f, dyn, p, col, p, 1.f, dw_t, ckk);
       for (int k = 0; k < g.k; ++k) {
         const float* r = dyn + static_cast<int64_t>(k) * p;
         float s = 0.f;

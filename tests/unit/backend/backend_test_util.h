@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -15,6 +16,19 @@ inline std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -1.f, f
   std::uniform_real_distribution<float> dist(lo, hi);
   std::vector<float> v(n);
   for (auto& x : v) x = dist(gen);
+  return v;
+}
+
+// x rounded to bfloat16 (8 significant bits, round to nearest even), as a float. Finite x only.
+inline float round_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  std::memcpy(&x, &u, sizeof u);
+  return x;
+}
+inline std::vector<float> rounded_bf16(std::vector<float> v) {
+  for (auto& x : v) x = round_bf16(x);
   return v;
 }
 

@@ -1,6 +1,7 @@
 // Convolution forward, backward-data and backward-filter (which accumulates) of the backend
 // and of both CPU engines it dispatches to (oneDNN, im2col + sgemm) against naive double
-// loops on random geometries: stride, padding, non-square kernels, AlexNet's 11x11 stride 4.
+// loops on random geometries: stride, padding, non-square kernels, AlexNet's 11x11 stride 4;
+// and the bf16 backend against the same loops on operands rounded to bfloat16.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@ namespace {
 
 using test::all_near;
 using test::random_vec;
+using test::rounded_bf16;
 
 ConvGeom make_geom(int n, int c, int h, int w, int k, int kh, int kw, int sh, int sw, int ph,
                    int pw) {
@@ -186,6 +188,53 @@ TEST(Conv, NullBiasAndNullDbAreAllowed) {
     ref_backward_filter(g, x, dy, ref_dw, ref_db);
     EXPECT_TRUE(all_near(dw, ref_dw, tol(ref_dw)));
   }
+}
+
+// precision bf16: x, w and dy are rounded to bfloat16, products accumulate in fp32. The
+// reference rounds the same operands and sums in double, so only fp32 accumulation error is
+// left (tol); against the unrounded reference the error is ~100x larger, which shows the
+// rounding happens (the first layer's backward-data stays fp32 on the im2col engine).
+TEST(Conv, Bf16RoundsOperandsAndAccumulatesInFp32) {
+  if (!cpu_has_bf16()) GTEST_SKIP() << "no AVX512_BF16 on this CPU (oneDNN's view)";
+  auto be = make_cpu_backend("bf16");
+  uint32_t seed = 300;
+  for (const ConvGeom& g : geometries()) {
+    SCOPED_TRACE(geom_str(g));
+    auto x = random_vec(x_size(g), seed++), w = random_vec(w_size(g), seed++),
+         b = random_vec(g.k, seed++), dy = random_vec(y_size(g), seed++);
+    const auto xr = rounded_bf16(x), wr = rounded_bf16(w), dyr = rounded_bf16(dy);
+    std::vector<float> y(y_size(g)), dx(x_size(g)), dw(w_size(g), 0.f), db(g.k, 0.f);
+    for (int rep = 0; rep < 2; ++rep) be->conv2d_forward(g, x.data(), w.data(), b.data(), y.data());
+    auto ref = ref_forward(g, xr, wr, b);
+    EXPECT_TRUE(all_near(y, ref, tol(ref)));
+    EXPECT_FALSE(all_near(y, ref_forward(g, x, w, b), tol(ref)));
+
+    be->conv2d_backward_data(g, dy.data(), w.data(), dx.data());
+    auto ref_dx = ref_backward_data(g, g.c < 8 ? dy : dyr, g.c < 8 ? w : wr);
+    EXPECT_TRUE(all_near(dx, ref_dx, tol(ref_dx)));
+
+    be->conv2d_backward_filter(g, x.data(), dy.data(), dw.data(), db.data());
+    std::vector<double> ref_dw(w_size(g), 0.0), ref_db(g.k, 0.0);
+    ref_backward_filter(g, xr, dyr, ref_dw, ref_db);
+    EXPECT_TRUE(all_near(dw, ref_dw, tol(ref_dw)));
+    EXPECT_TRUE(all_near(db, ref_db, tol(ref_db)));  // the sum of dy as rounded (cuDNN alike)
+  }
+}
+
+TEST(Conv, Bf16IsRefusedWithoutAvx512Bf16) {
+  if (cpu_has_bf16()) {
+    EXPECT_NE(make_cpu_backend("bf16"), nullptr);
+    EXPECT_EQ(make_cpu_backend("bf16")->name(), "cpu-bf16");
+  } else {
+    try {
+      make_cpu_backend("bf16");
+      ADD_FAILURE() << "bf16 accepted on a CPU without AVX512_BF16";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("needs AVX512_BF16"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(make_cpu_backend("fp32-strict")->name(), "cpu");
+  EXPECT_THROW(make_cpu_backend("fp16"), Error);
 }
 
 }  // namespace

@@ -80,6 +80,78 @@ TEST(Gemm, AllTransposeCombinationsWithStridesAlphaBeta) {
     }
 }
 
+// n = 1 (matrix-vector) and k = 1 (outer product) are summed in double and rounded once: every
+// element equals the double reference rounded to float, in fp32 and in bf16 alike.
+TEST(Gemm, NarrowProductsAreCorrectlyRounded) {
+  uint32_t seed = 70;
+  for (const char* precision : {"tf32", "bf16"}) {
+    if (std::string(precision) == "bf16" && !cpu_has_bf16()) continue;
+    auto be = make_cpu_backend(precision);
+    for (auto [n, k] : {std::pair{1, 257}, std::pair{33, 1}})
+      for (Trans ta : {Trans::N, Trans::T})
+        for (Trans tb : {Trans::N, Trans::T}) {
+          SCOPED_TRACE(cat(precision, " n ", n, " k ", k, " ta ", ta == Trans::T, " tb ", tb == Trans::T));
+          const int m = 41;
+          const int lda = ta == Trans::N ? k : m, ldb = tb == Trans::N ? n : k;
+          auto a = random_vec(size_t(m) * k, seed++), b = random_vec(size_t(k) * n, seed++, 0.5f, 1.5f);
+          auto c = random_vec(size_t(m) * n, seed++);
+          const float alpha = 1.f / 49, beta = 0.5f;
+          std::vector<float> want(c.size());
+          for (int i = 0; i < m; ++i)
+            for (int j = 0; j < n; ++j) {
+              double s = 0;
+              for (int p = 0; p < k; ++p)
+                s += double(ta == Trans::N ? a[i * lda + p] : a[p * lda + i]) *
+                     (tb == Trans::N ? b[p * ldb + j] : b[j * ldb + p]);
+              want[i * n + j] = float(alpha * s + double(beta) * c[i * n + j]);
+            }
+          be->gemm(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), n);
+          EXPECT_EQ(c, want);
+        }
+  }
+}
+
+// precision bf16: the same cases against a reference on operands rounded to bfloat16 (fp32
+// accumulation error only), every transpose, stride, alpha and beta; twice per shape (cached
+// plans). A product with n = 1 (a sum, as global_avgpool's) stays fp32.
+TEST(Gemm, Bf16RoundsOperandsAndAccumulatesInFp32) {
+  if (!cpu_has_bf16()) GTEST_SKIP() << "no AVX512_BF16 on this CPU (oneDNN's view)";
+  auto be = make_cpu_backend("bf16");
+  uint32_t seed = 50;
+  for (int n : {37, 1})
+    for (Trans ta : {Trans::N, Trans::T})
+      for (Trans tb : {Trans::N, Trans::T})
+        for (int rep = 0; rep < 2; ++rep) {
+          SCOPED_TRACE(cat("n ", n, " ta ", ta == Trans::T, " tb ", tb == Trans::T, " rep ", rep));
+          const int m = 19, k = 300, pad = 3;
+          int a_rows = ta == Trans::N ? m : k, a_cols = ta == Trans::N ? k : m;
+          int b_rows = tb == Trans::N ? k : n, b_cols = tb == Trans::N ? n : k;
+          int lda = a_cols + pad, ldb = b_cols + pad, ldc = n + pad;
+          auto a = random_vec(size_t(a_rows) * lda, seed++), b = random_vec(size_t(b_rows) * ldb, seed++);
+          auto c = random_vec(size_t(m) * ldc, seed++);
+          const bool rounds = n > 1;
+          const auto ar = rounds ? test::rounded_bf16(a) : a, br = rounds ? test::rounded_bf16(b) : b;
+          auto at = [&](int i, int p) { return ta == Trans::N ? ar[i * lda + p] : ar[p * lda + i]; };
+          auto bt = [&](int p, int j) { return tb == Trans::N ? br[p * ldb + j] : br[j * ldb + p]; };
+          auto at_exact = [&](int i, int p) { return ta == Trans::N ? a[i * lda + p] : a[p * lda + i]; };
+          auto bt_exact = [&](int p, int j) { return tb == Trans::N ? b[p * ldb + j] : b[j * ldb + p]; };
+          const float alpha = rep ? 1.f : 0.7f, beta = rep ? 0.f : -1.3f;
+          std::vector<double> want(c.begin(), c.end()), exact(c.begin(), c.end());
+          for (int i = 0; i < m; ++i)
+            for (int j = 0; j < n; ++j) {
+              double s = 0, e = 0;
+              for (int p = 0; p < k; ++p) s += double(at(i, p)) * bt(p, j), e += double(at_exact(i, p)) * bt_exact(p, j);
+              want[i * ldc + j] = alpha * s + beta * double(c[i * ldc + j]);
+              exact[i * ldc + j] = alpha * e + beta * double(c[i * ldc + j]);
+            }
+          be->gemm(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+          EXPECT_TRUE(all_near(c, want, 2e-5, 1e-5));  // padding columns untouched too
+          if (rounds) {
+            EXPECT_FALSE(all_near(c, exact, 2e-5, 1e-5));
+          }
+        }
+}
+
 TEST(Dense, AddRowVectorSumRowsCopyColumns) {
   auto be = make_cpu_backend();
   const int rows = 300, cols = 700;  // several column blocks, parallel path
