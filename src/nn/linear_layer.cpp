@@ -109,8 +109,8 @@ class LinearLayer : public Layer {
   }
 
   // local_out_ (rows, out_local) and gathered_ (rows, outputs) when gathering columns; and
-  // OpenBLAS's packed dy (rows, out_local) for dW, kept in its buffers when 384 or more inputs
-  // (measured on the CPU backend: docs/BENCHMARKS.md, "Memory").
+  // the sgemm's packed dy (rows, out_local) for dW when 384 or more inputs (measured with
+  // OpenBLAS on the CPU backend, kept for oneDNN's sgemm: docs/BENCHMARKS.md, "Memory").
   int64_t scratch_bytes(int64_t rows) const override {
     int64_t floats = in_local_ >= 384 ? rows * out_local_ : 0;
     if (gathers_across_workers()) floats += rows * (out_local_ + outputs_);

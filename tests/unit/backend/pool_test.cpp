@@ -37,6 +37,8 @@ std::vector<PoolGeom> geometries() {
       make_pool(3, 1, 5, 6, 4, 3, 2, true),     // window larger than stride, big padding
       make_pool(2, 2, 6, 7, 3, 1, 1, false),    // stride 1, padded (the ow-inner path)
       make_pool(1, 2, 9, 10, 2, 2, 0, false),   // 2x2/2 with an odd row left over
+      make_pool(2, 3, 14, 14, 2, 2, 0, false),  // fmnist's pool2: 7 outputs, one short chunk
+      make_pool(1, 2, 6, 37, 2, 2, 0, false),   // 18 outputs and a column left over
   };
 }
 
