@@ -1,6 +1,8 @@
 // `owt plan MODEL.yaml --workers K [--batch B] [--bandwidth GB/s] [--flops TFLOP/s] [--json]`:
 // per layer, elements each worker sends per step under data, model and owt's hybrid parallelism,
-// and the memory each worker holds under both (parallel/memory_model.h).
+// and the memory each worker holds under both (parallel/memory_model.h). With
+// `--profile P.json --comm C.json` the step times come from the step-time model instead
+// (parallel/step_time_model.h): measured layer times and collectives, with their overlap.
 // The model file needs only name, input, classes and layers (and parallel); --batch stands in
 // for solver.batch when the file has no solver.
 #include <algorithm>
@@ -9,6 +11,7 @@
 
 #include "commands.h"
 #include "owt/parallel/cost_model.h"
+#include "owt/parallel/step_time_model.h"
 #include "owt/train/memory_check.h"
 #include "owt/train/metrics.h"
 
@@ -66,6 +69,39 @@ void print_memory_table(const MemoryEstimate& owt, const MemoryEstimate& dp) {
   }
 }
 
+// The step-time model's predictions, replacing the flag-based ones in `r`.
+struct MeasuredPrediction {
+  StepPrediction hybrid, dp, one;
+};
+
+MeasuredPrediction predict_measured(const NetworkSpec& net, PlanReport* r, const std::string& profile_path,
+                                    const std::string& comm_path) {
+  const StepProfile profile = load_step_profile(profile_path);
+  const CommCalibration comm = load_comm_calibration(comm_path);
+  MeasuredPrediction m;
+  m.hybrid = predict_step(net, r->workers, r->batch, ParallelMode::Owt, profile, comm);
+  m.dp = predict_step(net, r->workers, r->batch, ParallelMode::DataOnly, profile, comm);
+  m.one = predict_step(net, 1, r->batch * r->workers, ParallelMode::Owt, profile, comm);
+  r->step_seconds = m.hybrid.seconds;
+  r->step_seconds_dp = m.dp.seconds;
+  r->step_seconds_one = m.one.seconds;
+  r->speedup = r->step_seconds_one / r->step_seconds;
+  r->speedup_dp = r->step_seconds_one / r->step_seconds_dp;
+  return m;
+}
+
+std::string prediction_json(const StepPrediction& p) {
+  char out[160];
+  std::snprintf(out, sizeof out, "{\"step_seconds\": %.6g, \"compute_seconds\": %.6g, \"comm_seconds\": %.6g, "
+                "\"exposed_comm_seconds\": %.6g}", p.seconds, p.compute, p.comm, p.exposed_comm());
+  return out;
+}
+
+void print_prediction(const char* what, const StepPrediction& p) {
+  std::printf("  %-14s step %9.3f ms = compute %9.3f ms + exposed communication %8.3f ms "
+              "(of %8.3f ms in all)\n", what, 1e3 * p.seconds, 1e3 * p.compute, 1e3 * p.exposed_comm(), 1e3 * p.comm);
+}
+
 }  // namespace
 
 void add_plan_command(CLI::App& app, CommandRunner& run) {
@@ -76,6 +112,7 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
     double bandwidth_gbs = 10, tflops = 0.2;
     int threads = 0;
     bool json = false;
+    std::string profile, comm;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("plan", "Predict communication and speedup for K workers");
@@ -90,8 +127,15 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
   cmd->add_option("--threads", args->threads,
                   "Compute threads per worker for the memory estimate (0: cores / workers)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--profile", args->profile,
+                  "One worker's layer times (owt bench MODEL --profile --json); with --comm")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--comm", args->comm, "Collective timings (mpirun ... owt bench --comm --json); with --profile")
+      ->check(CLI::ExistingFile);
   cmd->add_flag("--json", args->json, "Print one JSON object");
   cmd->callback([args, &run] {
+    if (args->profile.empty() != args->comm.empty())
+      throw CLI::ValidationError("--profile and --comm go together: the step-time model needs both");
     run = [args](Communicator& comm) {
       if (comm.rank() != 0) return 0;
       // The network is all a plan needs: data and solver may be absent (checked when present).
@@ -102,6 +146,9 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
       const int64_t batch = args->batch > 0 ? args->batch : cfg.solver.batch;
       PlanReport r = plan_costs(cfg.net, args->workers, batch, args->bandwidth_gbs * 1e9,
                                 args->tflops * 1e12);
+      const bool measured = !args->profile.empty();
+      MeasuredPrediction m;
+      if (measured) m = predict_measured(cfg.net, &r, args->profile, args->comm);
       const int threads = args->threads > 0 ? args->threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / args->workers);
       const MemoryEstimate mem_owt = estimate_memory_largest(
@@ -122,10 +169,17 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
         std::printf("], \"data_parallel_elements\": %.0f, \"hybrid_elements\": %.0f, "
                     "\"step_seconds\": %.6g, \"step_seconds_dp\": %.6g, \"step_seconds_one_worker\": %.6g, "
                     "\"speedup\": %.4f, \"speedup_dp\": %.4f, \"threads\": %d, "
-                    "\"memory\": {\"hybrid\": %s, \"data_parallel\": %s}}\n",
+                    "\"memory\": {\"hybrid\": %s, \"data_parallel\": %s}",
                     r.data_parallel_total, r.hybrid_total, r.step_seconds, r.step_seconds_dp,
                     r.step_seconds_one, r.speedup, r.speedup_dp, threads,
                     memory_json(mem_owt).c_str(), memory_json(mem_dp).c_str());
+        if (measured)
+          std::printf(", \"prediction\": {\"profile\": \"%s\", \"comm\": \"%s\", \"hybrid\": %s, "
+                      "\"data_parallel\": %s, \"one_worker\": %s}",
+                      json_text(args->profile).c_str(), json_text(args->comm).c_str(),
+                      prediction_json(m.hybrid).c_str(), prediction_json(m.dp).c_str(),
+                      prediction_json(m.one).c_str());
+        std::printf("}\n");
         return 0;
       }
       std::printf("%s on %d workers, batch %lld per worker (global %lld), transition %s\n",
@@ -148,10 +202,19 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
       std::printf("bytes per step per worker: data-parallel %.3g, owt hybrid %.3g (%.2fx less)\n",
                   4 * r.data_parallel_total, 4 * r.hybrid_total,
                   r.hybrid_total > 0 ? r.data_parallel_total / r.hybrid_total : 0.0);
-      std::printf("predicted step (%.3g GB/s link, %.3g TFLOP/s): one worker %.4g s; %d workers: "
-                  "owt %.4g s (speedup %.2fx), data-parallel %.4g s (speedup %.2fx)\n",
-                  args->bandwidth_gbs, args->tflops, r.step_seconds_one, r.workers, r.step_seconds,
-                  r.speedup, r.step_seconds_dp, r.speedup_dp);
+      if (measured) {
+        std::printf("predicted step from %s and %s: one worker on the global batch %.4g s; %d workers: "
+                    "owt %.4g s (speedup %.2fx), data-parallel %.4g s (speedup %.2fx)\n",
+                    args->profile.c_str(), args->comm.c_str(), r.step_seconds_one, r.workers,
+                    r.step_seconds, r.speedup, r.step_seconds_dp, r.speedup_dp);
+        print_prediction("owt hybrid", m.hybrid);
+        print_prediction("data-parallel", m.dp);
+      } else {
+        std::printf("predicted step (%.3g GB/s link, %.3g TFLOP/s): one worker %.4g s; %d workers: "
+                    "owt %.4g s (speedup %.2fx), data-parallel %.4g s (speedup %.2fx)\n",
+                    args->bandwidth_gbs, args->tflops, r.step_seconds_one, r.workers, r.step_seconds,
+                    r.speedup, r.step_seconds_dp, r.speedup_dp);
+      }
       print_memory_table(mem_owt, mem_dp);
       return 0;
     };

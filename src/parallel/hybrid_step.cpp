@@ -68,9 +68,12 @@ HybridStep::HybridStep(Network& net, ParamStore& store, Backend& backend, Commun
 
 void HybridStep::enable_profiling(bool on) {
   profiling_ = on;
-  times_.forward.assign(net_.size(), 0.0);
-  times_.backward.assign(net_.size(), 0.0);
+  times_.forward.assign(net_.size(), {});
+  times_.backward.assign(net_.size(), {});
 }
+
+double* HybridStep::forward_clock(size_t i) { return profiling_ ? &times_.forward[i].back() : nullptr; }
+double* HybridStep::backward_clock(size_t i) { return profiling_ ? &times_.backward[i].back() : nullptr; }
 
 RunContext HybridStep::context(bool training, uint64_t seed, int64_t step, const BatchRows& rows) {
   return RunContext{backend_, comm_, training, seed, step, rows.row0(), rows.total(), rows.total()};
@@ -82,6 +85,8 @@ EvalCounts HybridStep::train(const Tensor& x, const Tensor& labels_device,
                              const int32_t* labels_host, const BatchRows& rows, int64_t step,
                              uint64_t seed, const Update& update_model_stage) {
   store_.zero_grads(backend_);
+  if (profiling_)
+    for (size_t i = 0; i < net_.size(); ++i) times_.forward[i].push_back(0), times_.backward[i].push_back(0);
   RunContext ctx = context(true, seed, step, rows);
   const Labels labels{labels_device, labels_host};
   if (!net_.has_model_parallel_stage()) return train_data_parallel(ctx, x, labels, rows);
@@ -102,9 +107,8 @@ EvalCounts HybridStep::train_data_parallel(RunContext& ctx, const Tensor& x, con
   const int64_t b = rows.local();
   const Labels mine = labels.rows(rows.row0(), b);
   Tensor logits = run_forward(ctx, 0, net_.size() - 1, x, b);
-  EvalCounts counts = count_local(ctx, logits, mine);
-  Tensor dlogits = dlogits_.get(backend_, logits.shape());
-  net_.loss().backward_loss(ctx, logits, mine.device, dlogits);
+  EvalCounts counts;
+  Tensor dlogits = loss_pass(ctx, logits, mine, &counts);
   run_backward(ctx, 0, net_.size() - 1, dlogits, b, false);
   buckets_.finish();
   sum_over_workers(&counts);
@@ -188,11 +192,8 @@ HybridStep::StageResult HybridStep::model_parallel_stage(RunContext& ctx, const 
   const size_t t = net_.transition(), last = net_.size() - 1;
   StageResult out;
   Tensor logits = run_forward(ctx, t, last, a, rows);
-  out.counts.loss_sum = net_.loss().forward_loss(ctx, logits, labels.device);
-  net_.loss().count_correct(ctx, logits, labels.host, &out.counts.top1, &out.counts.top5);
+  Tensor dlogits = loss_pass(ctx, logits, labels, &out.counts);
   out.counts.rows = rows;
-  Tensor dlogits = dlogits_.get(backend_, logits.shape());
-  net_.loss().backward_loss(ctx, logits, labels.device, dlogits);
   out.input_grad = run_backward(ctx, t, last, dlogits, rows, true);
   return out;
 }
@@ -233,8 +234,7 @@ Tensor HybridStep::run_forward(RunContext& ctx, size_t begin, size_t end, const 
     for (size_t p : net_.inputs_of(i))
       x.push_back(p == Network::kNetworkInput || p < begin ? input : output_of(p, rows));
     Tensor y = output_of(i, rows);
-    timed(profiling_, backend_, profiling_ ? &times_.forward[i] : nullptr,
-          [&] { net_.layer(i).forward_inputs(ctx, x, y); });
+    timed(profiling_, backend_, forward_clock(i), [&] { net_.layer(i).forward_inputs(ctx, x, y); });
   }
   return output_of(end - 1, rows);
 }
@@ -271,8 +271,7 @@ Tensor HybridStep::run_backward(RunContext& ctx, size_t begin, size_t end, const
         dx[k] = slot(st.dx[k], inputs_[i][k].shape());
         want[k] = &dx[k];
       }
-    timed(profiling_, backend_, profiling_ ? &times_.backward[i] : nullptr,
-          [&] { layer.backward_inputs(ctx, inputs_[i], y, dy, want); });
+    timed(profiling_, backend_, backward_clock(i), [&] { layer.backward_inputs(ctx, inputs_[i], y, dy, want); });
     for (Param* p : layer.params()) buckets_.ready(p);
     // A Partial input gradient inside the model-parallel stage becomes whole (Replicate) for
     // the layer before; at the transition, transition_backward reduces it by rows instead.
@@ -289,6 +288,16 @@ Tensor HybridStep::run_backward(RunContext& ctx, size_t begin, size_t end, const
 }
 
 // ---- losses and counts -------------------------------------------------------------------
+
+Tensor HybridStep::loss_pass(RunContext& ctx, const Tensor& logits, const Labels& labels,
+                             EvalCounts* counts) {
+  const size_t loss = net_.size() - 1;
+  timed(profiling_, backend_, forward_clock(loss), [&] { *counts = count_local(ctx, logits, labels); });
+  Tensor dlogits = dlogits_.get(backend_, logits.shape());
+  timed(profiling_, backend_, backward_clock(loss),
+        [&] { net_.loss().backward_loss(ctx, logits, labels.device, dlogits); });
+  return dlogits;
+}
 
 EvalCounts HybridStep::count_local(RunContext& ctx, const Tensor& logits, const Labels& labels) {
   EvalCounts c;

@@ -2,6 +2,7 @@
 // batch; the timed loop is step + optimizer update, synchronised, averaged over iterations.
 #include "owt/train/benchmark.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "owt/backend/cuda.h"
@@ -10,6 +11,13 @@
 #include "owt/train/model.h"
 
 namespace owt {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
 
 BenchResult run_benchmark(const ModelConfig& cfg, const BenchOptions& opt, Backend& backend,
                           Communicator& comm) {
@@ -39,16 +47,23 @@ BenchResult run_benchmark(const ModelConfig& cfg, const BenchOptions& opt, Backe
   model.stepper().enable_profiling(opt.profile);
   const bool on_gpu = backend.device() == Device::CUDA;
   if (on_gpu) cuda_reset_peak_memory(backend);
-  auto t0 = std::chrono::steady_clock::now();
-  for (int64_t s = 0; s < opt.iters; ++s) step(opt.warmup + s);
+  using Clock = std::chrono::steady_clock;
+  std::vector<double> step_seconds;
+  const auto t0 = Clock::now();
+  for (int64_t s = 0; s < opt.iters; ++s) {
+    const auto ts = Clock::now();
+    step(opt.warmup + s);
+    step_seconds.push_back(std::chrono::duration<double>(Clock::now() - ts).count());
+  }
   comm.barrier();
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
 
   BenchResult r;
   r.workers = K;
   r.batch = b;
   r.iters = opt.iters;
   r.seconds_per_step = seconds / opt.iters;
+  r.median_seconds_per_step = median(step_seconds);
   r.images_per_s = B / r.seconds_per_step;
   double flops = 0;
   for (size_t i = 0; i < net.size(); ++i)
@@ -60,11 +75,12 @@ BenchResult run_benchmark(const ModelConfig& cfg, const BenchOptions& opt, Backe
     uint64_t e = comm.elements_sent(static_cast<CommOp>(op));
     if (e) r.bytes_per_step[comm_op_name(static_cast<CommOp>(op))] = e * sizeof(float) / opt.iters;
   }
-  if (opt.profile)
+  if (opt.profile) {
+    const LayerTimes& times = model.stepper().layer_times();
     for (size_t i = 0; i < net.size(); ++i)
-      r.layers.push_back({net.layer(i).name(), net.layer(i).type(),
-                          1e3 * model.stepper().layer_times().forward[i] / opt.iters,
-                          1e3 * model.stepper().layer_times().backward[i] / opt.iters});
+      r.layers.push_back({net.layer(i).name(), net.layer(i).type(), 1e3 * median(times.forward[i]),
+                          1e3 * median(times.backward[i])});
+  }
   return r;
 }
 

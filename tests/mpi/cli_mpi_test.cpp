@@ -1,12 +1,14 @@
 // `mpirun -np K owt ...` end to end: multi-worker training writes one run directory and counts
 // its bytes; a failing rank ends every rank with its message; checkpoints reshard across K
-// (eval at K = 2 of a K = 1 run; resume at K = 2 and at K = 1 of a K = 2 run).
+// (eval at K = 2 of a K = 1 run; resume at K = 2 and at K = 1 of a K = 2 run); training over
+// TCP alone (how two hosts talk) ends where shared memory does; `bench --comm` feeds `plan`.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 
+#include "owt/core/error.h"
 #include "owt/core/safetensors.h"
 #include "support/cli_runner.h"
 #include "support/idx_writer.h"
@@ -21,8 +23,10 @@ std::vector<std::string> mpirun(int np) {
   return {OWT_MPIEXEC, "--oversubscribe", "-np", std::to_string(np)};
 }
 
-CliResult run_mpi(int np, const std::vector<std::string>& args, int timeout_s = 120) {
+CliResult run_mpi(int np, const std::vector<std::string>& args, int timeout_s = 120,
+                  const std::vector<std::string>& mpi_flags = {}) {
   std::vector<std::string> full = mpirun(np);
+  full.insert(full.end(), mpi_flags.begin(), mpi_flags.end());
   full.push_back(owt_binary());
   full.insert(full.end(), args.begin(), args.end());
   return run_process(full, timeout_s);
@@ -122,6 +126,43 @@ TEST_F(MpiCli, CheckpointsReshardAcrossWorkerCounts) {
                               resumed2 + "/checkpoints/last.safetensors"), 1e-5);
   EXPECT_LE(weight_difference(straight + "/checkpoints/last.safetensors",
                               resumed1 + "/checkpoints/last.safetensors"), 1e-5);
+}
+
+TEST_F(MpiCli, TrainingOverTcpAloneEndsWhereSharedMemoryDoes) {
+  // Open MPI's byte transfer layers: tcp and self only, no shared memory (vader).
+  const std::string tcp = dir_.file("tcp"), shm = dir_.file("shm");
+  CliResult r = run_mpi(2, {"train", model_, "--out", tcp, "--no-progress", "--max-steps", "12"}, 120,
+                        {"--mca", "btl", "tcp,self"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_mpi(2, {"train", model_, "--out", shm, "--no-progress", "--max-steps", "12"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(weight_difference(tcp + "/checkpoints/last.safetensors", shm + "/checkpoints/last.safetensors"), 1e-6);
+}
+
+TEST_F(MpiCli, CommBenchmarkAndProfileFeedThePlan) {
+  CliResult comm = run_mpi(2, {"bench", "--comm", "--json", "--max-mib", "1"});
+  ASSERT_EQ(comm.exit_code, 0) << comm.err;
+  for (const char* op : {"all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce"})
+    EXPECT_NE(comm.out.find(cat("\"op\": \"", op, "\"")), std::string::npos) << comm.out;
+  EXPECT_NE(comm.out.find("\"bytes\": 1048576"), std::string::npos) << "4 KiB .. 1 MiB: " << comm.out;
+  const double overlap = json_field(comm.out, "overlap");
+  EXPECT_GE(overlap, 0);
+  EXPECT_LE(overlap, 1);
+  CliResult profile = run_owt({"bench", model_, "--profile", "--json", "--iters", "3", "--warmup", "1", "--threads", "1"});
+  ASSERT_EQ(profile.exit_code, 0) << profile.err;
+  const std::string comm_file = dir_.write("comm.json", comm.out), profile_file = dir_.write("p.json", profile.out);
+  CliResult plan = run_owt({"plan", model_, "--workers", "2", "--profile", profile_file, "--comm", comm_file, "--json"});
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  const std::string hybrid = plan.out.substr(plan.out.find("\"prediction\""));
+  EXPECT_GT(json_field(hybrid, "step_seconds"), 0);
+  EXPECT_GT(json_field(hybrid, "comm_seconds"), 0);
+  EXPECT_GT(json_field(plan.out, "speedup_dp"), 0);
+  // A profile measured on two workers is refused: the model scales one worker's times.
+  CliResult two = run_mpi(2, {"bench", model_, "--profile", "--json", "--iters", "2", "--warmup", "1"});
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  plan = run_owt({"plan", model_, "--workers", "2", "--profile", dir_.write("two.json", two.out), "--comm", comm_file});
+  EXPECT_NE(plan.exit_code, 0);
+  EXPECT_NE(plan.err.find("workers"), std::string::npos) << plan.err;
 }
 
 }  // namespace

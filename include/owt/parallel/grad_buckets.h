@@ -9,9 +9,13 @@
 
 namespace owt {
 
+// The bucket size: PyTorch DDP's default, large enough that each all-reduce runs near the
+// link's bandwidth. The step-time model (step_time_model.h) buckets the same way.
+constexpr size_t kGradBucketBytes = size_t{25} << 20;
+
 class GradBuckets {
  public:
-  GradBuckets(const ParamStore& store, Communicator& comm, size_t bucket_bytes = 25u << 20);
+  GradBuckets(const ParamStore& store, Communicator& comm, size_t bucket_bytes = kGradBucketBytes);
   // Marks `p`'s gradient final for this step; launches every bucket that is now complete.
   void ready(const Param* p);
   // Launches what is left and waits for every bucket.

@@ -38,15 +38,17 @@ struct EvalCounts {
   }
 };
 
-// Seconds spent in each layer's forward and backward, accumulated while profiling is on.
+// Seconds spent in each layer's forward and backward while profiling is on, one entry per
+// training step ([layer][step]; a pipelined step's blocks add up in one entry). The loss's slot
+// (the last) holds its forward with the hit counts, and its backward.
 struct LayerTimes {
-  std::vector<double> forward, backward;
+  std::vector<std::vector<double>> forward, backward;
 };
 
 class HybridStep {
  public:
   HybridStep(Network& net, ParamStore& store, Backend& backend, Communicator& comm,
-             ParallelSpec spec, size_t bucket_bytes = 25u << 20);
+             ParallelSpec spec, size_t bucket_bytes = kGradBucketBytes);
 
   // Whether the model-parallel stage's params update after every pipelined block (fc_update:
   // block, with a model-parallel stage), instead of once after the step. Decided here once.
@@ -116,6 +118,11 @@ class HybridStep {
                       bool want_dx);
   Tensor output_of(size_t i, int64_t rows);
   const BackwardSlots& backward_slots(size_t begin, size_t end, bool want_dx);
+  // The loss's forward with its hits (into *counts) and its backward on `logits`: dlogits.
+  Tensor loss_pass(RunContext& ctx, const Tensor& logits, const Labels& labels, EvalCounts* counts);
+  // Where profiling adds layer i's forward or backward seconds this step (null when off).
+  double* forward_clock(size_t i);
+  double* backward_clock(size_t i);
   // Loss and hits of logits whose rows are this worker's own (data parallelism), summed.
   EvalCounts count_local(RunContext& ctx, const Tensor& logits, const Labels& labels);
   void sum_over_workers(EvalCounts* counts);

@@ -21,15 +21,18 @@ struct BenchOptions {
   bool profile = false;  // also time each layer
 };
 
+// One layer's time per step, the median over the timed steps (the loss's forward includes
+// its hit counts).
 struct LayerProfile {
   std::string name, type;
-  double forward_ms = 0, backward_ms = 0;  // per step
+  double forward_ms = 0, backward_ms = 0;
 };
 
 struct BenchResult {
   int workers = 1;
   int64_t batch = 0, iters = 0;
-  double seconds_per_step = 0;
+  double seconds_per_step = 0;         // mean over the timed steps
+  double median_seconds_per_step = 0;  // median of the timed steps
   double images_per_s = 0;        // global batch / step time
   double gflops_per_worker = 0;   // achieved, forward + backward (3x forward) per worker
   double forward_gflop_per_step = 0;
@@ -37,6 +40,9 @@ struct BenchResult {
   std::map<std::string, uint64_t> bytes_per_step;  // per op kind, this worker
   std::vector<LayerProfile> layers;                // with BenchOptions::profile
 };
+
+// The median of v (0 when empty).
+double median(std::vector<double> v);
 
 BenchResult run_benchmark(const ModelConfig& cfg, const BenchOptions& opt, Backend& backend,
                           Communicator& comm);
