@@ -2,7 +2,8 @@
 # Validates `owt plan`'s step-time model at K = 2 workers on this machine: measures one worker's
 # layer times (owt bench --profile, 1 thread), the collectives over shared memory and over TCP
 # alone (mpirun -np 2 owt bench --comm), predicts the two-worker step (owt plan --profile
-# --comm) and measures it (mpirun -np 2 owt bench, 1 thread per rank), hybrid and data-parallel.
+# --comm) and measures it (mpirun -np 2 owt bench, 1 thread per rank, median step, the better of
+# two runs), hybrid and data-parallel.
 #
 #   tools/bench/step_model_check.sh [--owt PATH] [--out DIR] [--case "MODEL BATCH ITERS" ...]
 #
@@ -46,10 +47,14 @@ for c in "${cases[@]}"; do
     "$owt" plan "$root/$model" --workers 2 --batch "$batch" --profile "$out/profile_$name.json" \
       --comm "$out/comm_$link.json" --json > "$out/plan_${name}_$link.json"
     for parallel in owt dp; do
-      # shellcheck disable=SC2086
-      mpirun -np 2 ${links[$link]} "$owt" bench "$root/$model" --batch "$batch" --iters "$iters" \
-        --threads 1 --parallel "$parallel" --json > "$out/measured_${name}_${link}_$parallel.json"
-      measured=$(field "$out/measured_${name}_${link}_$parallel.json" 'd["median_ms_per_step"]')
+      measured=""
+      for try in 1 2; do  # the better of two runs: a neighbour's burst slows one, not both
+        # shellcheck disable=SC2086
+        mpirun -np 2 ${links[$link]} "$owt" bench "$root/$model" --batch "$batch" --iters "$iters" \
+          --threads 1 --parallel "$parallel" --json > "$out/measured_${name}_${link}_${parallel}_$try.json"
+        ms=$(field "$out/measured_${name}_${link}_${parallel}_$try.json" 'd["median_ms_per_step"]')
+        measured=$(python3 -c "print(min(float(x) for x in '$measured $ms'.split()))")
+      done
       key=$([[ $parallel == owt ]] && echo hybrid || echo data_parallel)
       predicted=$(field "$out/plan_${name}_$link.json" "1e3 * d['prediction']['$key']['step_seconds']")
       exposed=$(field "$out/plan_${name}_$link.json" "1e3 * d['prediction']['$key']['exposed_comm_seconds']")
