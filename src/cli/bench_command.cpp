@@ -130,6 +130,7 @@ void add_bench_command(CLI::App& app, CommandRunner& run) {
       ComputeSetup setup = setup_compute(world, args->model, args->device, args->threads, !args->json,
                                          args->precision);
       args->opt.mode = args->parallel == "dp" ? ParallelMode::DataOnly : ParallelMode::Owt;
+      resolve_parallel(setup.cfg, setup.comm->size(), args->opt.batch, !args->json && setup.comm->rank() == 0);
       BenchResult r = run_benchmark(setup.cfg, args->opt, *setup.backend, *setup.comm);
       if (setup.comm->rank() == 0)
         print_model_bench(setup.cfg, *setup.backend, r, args->parallel, args->opt.profile, args->json);

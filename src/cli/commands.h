@@ -41,6 +41,11 @@ struct ComputeSetup {
 ComputeSetup setup_compute(Communicator& world, const std::string& model, const std::string& device,
                            int threads, bool announce, const std::string& precision = "");
 
+// Resolves the model's `parallel: auto` layers for `workers` workers at `batch` rows each (0:
+// solver.batch) from the model file's own inputs (auto_parallel.h); rank 0 prints the choice
+// when `announce`. Nothing changes without auto layers or on one worker.
+void resolve_parallel(ModelConfig& cfg, int workers, int64_t batch, bool announce);
+
 // Shared options: OpenMP threads per worker (0: cores / workers on this node).
 void set_thread_count(int threads);
 // The backend named by --device ("auto": CUDA when a GPU is visible, else the CPU, with a

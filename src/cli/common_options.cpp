@@ -9,6 +9,8 @@
 
 #include "commands.h"
 #include "owt/comm/make_communicator.h"
+#include "owt/parallel/auto_parallel.h"
+#include "owt/train/metrics.h"
 #include "owt/backend/backend.h"
 #include "owt/backend/cuda.h"
 #include "owt/core/error.h"
@@ -41,6 +43,19 @@ ComputeSetup setup_compute(Communicator& world, const std::string& model, const 
   s.device_comm = make_device_communicator(world, *s.backend);  // NCCL for GPU workers
   s.comm = s.device_comm ? s.device_comm.get() : &world;
   return s;
+}
+
+void resolve_parallel(ModelConfig& cfg, int workers, int64_t batch, bool announce) {
+  AutoChoice c = resolve_auto_parallel(cfg.net, workers, batch > 0 ? batch : cfg.solver.batch);
+  if (!c.any_auto) return;
+  cfg.net = std::move(c.spec);
+  if (!announce) return;
+  std::string runner_up;
+  if (c.candidates.size() > 1)
+    runner_up = cat("; runner-up ", c.candidates[1].describe(), ", ", fixed(1e3 * c.candidates[1].step_seconds, 2), " ms");
+  std::printf("owt: parallel: auto chose %s (predicted %s ms per step from %s%s)\n",
+              c.candidates.front().describe().c_str(), fixed(1e3 * c.candidates.front().step_seconds, 2).c_str(),
+              c.inputs.c_str(), runner_up.c_str());
 }
 
 void set_thread_count(int threads) {

@@ -162,6 +162,7 @@ void add_eval_command(CLI::App& app, CommandRunner& run) {
       overrides.data_dir = args->data;
       overrides.batch = args->batch;
       apply_overrides(cfg, overrides);
+      resolve_parallel(cfg, comm.size(), 0, false);
       auto data = open_split(cfg, args->split);
       Transform tf(cfg.data.eval, data->example_shape(), cfg.seed);
       check_split(*data, cfg, tf, args->split);

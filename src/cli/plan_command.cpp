@@ -3,6 +3,8 @@
 // and the memory each worker holds under both (parallel/memory_model.h). With
 // `--profile P.json --comm C.json` the step times come from the step-time model instead
 // (parallel/step_time_model.h): measured layer times and collectives, with their overlap.
+// A model with `parallel: auto` layers is placed first (parallel/auto_parallel.h) and the
+// candidates are listed.
 // The model file needs only name, input, classes and layers (and parallel); --batch stands in
 // for solver.batch when the file has no solver.
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "owt/parallel/auto_parallel.h"
 #include "owt/parallel/cost_model.h"
 #include "owt/parallel/step_time_model.h"
 #include "owt/train/memory_check.h"
@@ -102,6 +105,24 @@ void print_prediction(const char* what, const StepPrediction& p) {
               "(of %8.3f ms in all)\n", what, 1e3 * p.seconds, 1e3 * p.compute, 1e3 * p.exposed_comm(), 1e3 * p.comm);
 }
 
+std::string auto_json(const AutoChoice& c) {
+  std::string list;
+  for (const AutoCandidate& a : c.candidates) {
+    char t[48];
+    std::snprintf(t, sizeof t, "%.6g", a.step_seconds);
+    list += cat(list.empty() ? "" : ", ", "{\"first_model\": \"", json_text(a.first_model),
+                "\", \"step_seconds\": ", t, "}");
+  }
+  return cat("{\"inputs\": \"", json_text(c.inputs), "\", \"candidates\": [", list, "]}");
+}
+
+void print_auto(const AutoChoice& c) {
+  std::printf("parallel: auto, predicted from %s, fastest first:\n", c.inputs.c_str());
+  for (size_t i = 0; i < c.candidates.size(); ++i)
+    std::printf("  %s %-40s %10.3f ms per step\n", i == 0 ? "chosen   " : i == 1 ? "runner-up" : "         ",
+                c.candidates[i].describe().c_str(), 1e3 * c.candidates[i].step_seconds);
+}
+
 }  // namespace
 
 void add_plan_command(CLI::App& app, CommandRunner& run) {
@@ -109,9 +130,9 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
     std::string model;
     int workers = 2;
     int64_t batch = 0;
-    double bandwidth_gbs = 10, tflops = 0.2;
+    double bandwidth_gbs = 10, tflops = 0.2, overlap = 0;
     int threads = 0;
-    bool json = false;
+    bool json = false, figures_given = false;
     std::string profile, comm;
   };
   auto args = std::make_shared<Args>();
@@ -120,10 +141,14 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
   cmd->add_option("--workers", args->workers, "Number of workers K")
       ->capture_default_str()->check(CLI::PositiveNumber);
   add_batch_option(cmd, args->batch);
-  cmd->add_option("--bandwidth", args->bandwidth_gbs, "Link bandwidth per worker, GB/s")
+  CLI::Option* bandwidth = cmd->add_option("--bandwidth", args->bandwidth_gbs, "Link bandwidth per worker, GB/s")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--flops", args->tflops, "Sustained compute per worker, TFLOP/s")
+  CLI::Option* flops = cmd->add_option("--flops", args->tflops, "Sustained compute per worker, TFLOP/s")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  CLI::Option* overlap = cmd->add_option("--overlap", args->overlap,
+                  "With --bandwidth/--flops for parallel: auto: share of asynchronous collectives hidden "
+                  "under compute, 0..1")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--threads", args->threads,
                   "Compute threads per worker for the memory estimate (0: cores / workers)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
@@ -133,9 +158,10 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
   cmd->add_option("--comm", args->comm, "Collective timings (mpirun ... owt bench --comm --json); with --profile")
       ->check(CLI::ExistingFile);
   cmd->add_flag("--json", args->json, "Print one JSON object");
-  cmd->callback([args, &run] {
+  cmd->callback([args, &run, bandwidth, flops, overlap] {
     if (args->profile.empty() != args->comm.empty())
       throw CLI::ValidationError("--profile and --comm go together: the step-time model needs both");
+    args->figures_given = bandwidth->count() + flops->count() + overlap->count() > 0;
     run = [args](Communicator& comm) {
       if (comm.rank() != 0) return 0;
       // The network is all a plan needs: data and solver may be absent (checked when present).
@@ -144,6 +170,22 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
         throw Error(cat(args->model, ": no solver section, so no solver.batch: give --batch B "
                         "(examples per worker per step)"));
       const int64_t batch = args->batch > 0 ? args->batch : cfg.solver.batch;
+      // What auto decides from: --profile/--comm, else --bandwidth/--flops when given, else
+      // the model file's own inputs, else the flags' defaults.
+      AutoChoice choice;
+      const AutoParallelInputs& own = cfg.net.parallel.auto_inputs;
+      if (!args->profile.empty()) {
+        choice = choose_parallel(cfg.net, args->workers, batch, load_step_profile(args->profile),
+                                 load_comm_calibration(args->comm));
+        choice.inputs = cat(args->profile, " and ", args->comm);
+      } else if (args->figures_given || (!own.measured() && !own.figures())) {
+        choice = choose_parallel(cfg.net, args->workers, batch, profile_from_flops(cfg.net, batch, args->tflops * 1e12),
+                                 calibration_from_bandwidth(args->bandwidth_gbs * 1e9, args->workers, args->overlap));
+        choice.inputs = cat(args->bandwidth_gbs, " GB/s, ", args->tflops, " TFLOP/s and overlap ", args->overlap);
+      } else {
+        choice = resolve_auto_parallel(cfg.net, args->workers, batch);
+      }
+      if (choice.any_auto) cfg.net = std::move(choice.spec);
       PlanReport r = plan_costs(cfg.net, args->workers, batch, args->bandwidth_gbs * 1e9,
                                 args->tflops * 1e12);
       const bool measured = !args->profile.empty();
@@ -173,6 +215,7 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
                     r.data_parallel_total, r.hybrid_total, r.step_seconds, r.step_seconds_dp,
                     r.step_seconds_one, r.speedup, r.speedup_dp, threads,
                     memory_json(mem_owt).c_str(), memory_json(mem_dp).c_str());
+        if (choice.any_auto) std::printf(", \"auto\": %s", auto_json(choice).c_str());
         if (measured)
           std::printf(", \"prediction\": {\"profile\": \"%s\", \"comm\": \"%s\", \"hybrid\": %s, "
                       "\"data_parallel\": %s, \"one_worker\": %s}",
@@ -185,6 +228,7 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
       std::printf("%s on %d workers, batch %lld per worker (global %lld), transition %s\n",
                   cfg.name.c_str(), r.workers, static_cast<long long>(r.batch),
                   static_cast<long long>(r.batch * r.workers), transition_name(r.transition));
+      if (choice.any_auto) print_auto(choice);
       std::printf("elements sent per worker per step:\n");
       int width = 12;  // the layer column fits the longest name (ResNets: layer1.0.downsample.0)
       for (const LayerCost& c : r.layers) width = std::max(width, static_cast<int>(c.name.size()));

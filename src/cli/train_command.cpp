@@ -104,6 +104,7 @@ void add_train_command(CLI::App& app, CommandRunner& run) {
       ModelConfig& cfg = setup.cfg;
       Backend* backend = setup.backend.get();
       Communicator& comm = *setup.comm;
+      resolve_parallel(cfg, comm.size(), args->opt.batch, comm.rank() == 0);
       TrainOptions opt = args->opt;
       opt.command_line = command_line();
       opt.mode = args->parallel == "dp" ? ParallelMode::DataOnly : ParallelMode::Owt;

@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <yaml-cpp/depthguard.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -231,13 +233,14 @@ YAML::Node load_yaml_string(const std::string& text, const std::string& name) {
 
 std::string read_model_file(const std::string& path) {
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) throw Error(cat(path, ": cannot open model file"));
-  if (!S_ISREG(st.st_mode)) throw Error(cat(path, ": not a regular file (a model file is YAML text)"));
+  // Model files, and the JSON files `owt plan` and `parallel: auto` read (YAML's subset).
+  if (::stat(path.c_str(), &st) != 0) throw Error(cat(path, ": cannot open: ", std::strerror(errno)));
+  if (!S_ISREG(st.st_mode)) throw Error(cat(path, ": not a regular file (expected YAML or JSON text)"));
   if (static_cast<uint64_t>(st.st_size) > limits::kModelFileBytes)
-    throw Error(cat(path, ": the model file is ", st.st_size, " bytes; model files are at most ",
-                    limits::kModelFileBytes, " bytes (1 MiB)"));
+    throw Error(cat(path, ": the file is ", st.st_size, " bytes; model files and the JSON files owt reads "
+                    "are at most ", limits::kModelFileBytes, " bytes (1 MiB)"));
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(cat(path, ": cannot open model file"));
+  if (!in) throw Error(cat(path, ": cannot open: ", std::strerror(errno)));
   std::string text;
   text.resize(static_cast<size_t>(st.st_size));
   in.read(text.data(), static_cast<std::streamsize>(text.size()));

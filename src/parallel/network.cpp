@@ -39,7 +39,7 @@ Shape setup_at(Layer& layer, const std::vector<Shape>& in, const LayerPlacement&
 
 Network::Network(const NetworkSpec& spec, int rank, int workers, ParallelMode mode)
     : rank_(rank), workers_(workers) {
-  const std::vector<LayerKeys> keys = build_layers(spec);
+  const std::vector<LayerKeys> keys = build_layers(spec, mode);
   connect_layers(keys);
   const Plan plan = make_plan(describe_for_plan(spec, keys), mode);
   transition_ = plan.transition;
@@ -47,16 +47,22 @@ Network::Network(const NetworkSpec& spec, int rank, int workers, ParallelMode mo
   place_layers(spec, plan, keys);
 }
 
-std::vector<Network::LayerKeys> Network::build_layers(const NetworkSpec& spec) {
+std::vector<Network::LayerKeys> Network::build_layers(const NetworkSpec& spec, ParallelMode mode) {
   std::vector<LayerKeys> keys;
   std::set<std::string> names;
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     ConfigMap lc(spec.layers[i], spec.file, layer_what(spec.layers[i], i));
     std::unique_ptr<Layer> layer = make_layer(lc);
     LayerKeys k;
+    // `parallel.default` stands in for the key on the layers that can be model-parallel.
     k.parallel = lc.get_enum<LayerParallel>(
-        "parallel", {{"data", LayerParallel::Data}, {"model", LayerParallel::Model}},
-        LayerParallel::Default);
+        "parallel", {{"data", LayerParallel::Data}, {"model", LayerParallel::Model}, {"auto", LayerParallel::Auto}},
+        layer->supports_model_parallel() ? spec.parallel.default_layer : LayerParallel::Default);
+    if (k.parallel == LayerParallel::Auto && !layer->supports_model_parallel())
+      lc.fail("parallel", cat("layer type '", layer->type(), "' runs data-parallel only; auto is for linear layers"));
+    if (k.parallel == LayerParallel::Auto && workers_ > 1 && mode == ParallelMode::Owt)
+      throw Error(cat(lc.where("parallel"), ": layer '", layer->name(), "': parallel: auto was not "
+                      "resolved for ", workers_, " workers (auto_parallel.h: resolve_auto_parallel)"));
     k.split = lc.get_enum<LinearSplit>(
         "split", {{"auto", LinearSplit::Auto}, {"output", LinearSplit::Output}, {"input", LinearSplit::Input}},
         LinearSplit::Auto);

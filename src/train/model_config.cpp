@@ -257,11 +257,12 @@ void parse_solver(ConfigMap& root, SolverConfig& s) {
   cfg.check_all_used();
 }
 
-// Whether layer i is model-parallel in owt's plan: a layer type that can be (linear) and not
-// `parallel: data` (the plan makes every other such layer model-parallel).
+// Whether layer i may be model-parallel in owt's plan: a layer type that can be (linear) and not
+// `parallel: data`, by its own key or `parallel.default` (auto may choose model).
 bool model_parallel(const ModelConfig& m, Network& net, size_t i) {
   const YAML::Node p = m.net.layers[i]["parallel"];
-  return net.layer(i).supports_model_parallel() && !(p && p.IsScalar() && p.Scalar() == "data");
+  const bool data = p ? p.IsScalar() && p.Scalar() == "data" : m.net.parallel.default_layer == LayerParallel::Data;
+  return net.layer(i).supports_model_parallel() && !data;
 }
 
 // The keys every layer accepts (parallel/network.cpp reads them) against what the built layer

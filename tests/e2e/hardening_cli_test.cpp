@@ -104,6 +104,17 @@ TEST(HardeningCli, PlanRunsOnAFileThatDescribesOnlyTheNetwork) {
   r = run_owt({"plan", OWT_SOURCE_DIR "/models/alexnet_owt.yaml", "--workers", "8"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(has(r.out, "batch 128 per worker")) << r.out;
+  // parallel: auto: the plan shows what it chose and the runner-up, and plans with the choice.
+  std::string text = read_text(net);
+  text.replace(text.find("{transition: pipelined}"), 23, "{transition: pipelined, default: auto, bandwidth_gbs: 1, tflops: 1}");
+  const std::string automatic = dir.write("auto.yaml", text);
+  r = run_owt({"plan", automatic, "--workers", "4", "--batch", "32"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "parallel: auto, predicted from 1 GB/s, 1 TFLOP/s and overlap 0")) << r.out;
+  EXPECT_TRUE(has(r.out, "chosen") && has(r.out, "runner-up")) << r.out;
+  r = run_owt({"plan", automatic, "--workers", "4", "--batch", "32", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "\"auto\": {\"inputs\"") && has(r.out, "\"first_model\"")) << r.out;
 }
 
 TEST(HardeningCli, DataCheckTakesAFolderOfClassFoldersAndShowsNoLibraryLines) {

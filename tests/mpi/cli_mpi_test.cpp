@@ -1,7 +1,8 @@
 // `mpirun -np K owt ...` end to end: multi-worker training writes one run directory and counts
 // its bytes; a failing rank ends every rank with its message; checkpoints reshard across K
 // (eval at K = 2 of a K = 1 run; resume at K = 2 and at K = 1 of a K = 2 run); training over
-// TCP alone (how two hosts talk) ends where shared memory does; `bench --comm` feeds `plan`.
+// TCP alone (how two hosts talk) ends where shared memory does; `parallel: auto` resolves alike
+// on every rank and two workers still match one; `bench --comm` feeds `plan`.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -137,6 +138,24 @@ TEST_F(MpiCli, TrainingOverTcpAloneEndsWhereSharedMemoryDoes) {
   r = run_mpi(2, {"train", model_, "--out", shm, "--no-progress", "--max-steps", "12"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_LT(weight_difference(tcp + "/checkpoints/last.safetensors", shm + "/checkpoints/last.safetensors"), 1e-6);
+}
+
+TEST_F(MpiCli, ParallelAutoIsResolvedAlikeOnEveryRankAndKeepsTheInvariant) {
+  // The tiny model with its linear layers left to the plan, deciding from figures in the file.
+  std::string text = tiny_model_yaml(data_, 2, 16);
+  for (size_t at; (at = text.find("parallel: model}")) != std::string::npos;) text.replace(at, 16, "parallel: auto}");
+  const std::string fixed_keys = "fc_update: step}";
+  text.replace(text.find(fixed_keys), fixed_keys.size(), "fc_update: step, bandwidth_gbs: 10, tflops: 0.1}");
+  const std::string model = dir_.write("auto.yaml", text);
+  const std::string two = dir_.file("two"), one = dir_.file("one");
+  CliResult r = run_mpi(2, {"train", model, "--out", two, "--no-progress", "--max-steps", "6"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("owt: parallel: auto chose"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("runner-up"), std::string::npos) << r.out;
+  r = run_owt({"train", model, "--out", one, "--no-progress", "--max-steps", "6", "--batch", "32"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("parallel: auto chose"), std::string::npos) << "one worker: nothing to choose";
+  EXPECT_LT(weight_difference(two + "/checkpoints/last.safetensors", one + "/checkpoints/last.safetensors"), 1e-5);
 }
 
 TEST_F(MpiCli, CommBenchmarkAndProfileFeedThePlan) {

@@ -52,7 +52,7 @@ class Network {
     double lr_mult = 1, wd_mult = 1, bias_wd_mult = 1;
     bool freeze = false;
   };
-  std::vector<LayerKeys> build_layers(const NetworkSpec& spec);
+  std::vector<LayerKeys> build_layers(const NetworkSpec& spec, ParallelMode mode);
   // Resolves each layer's `inputs:` to earlier layers' indices; checks the graph.
   void connect_layers(const std::vector<LayerKeys>& keys);
   // The model-parallel stage (from the transition to the loss) is a chain fed by the layer

@@ -10,6 +10,7 @@
 
 #include "owt/core/config_map.h"
 #include "owt/core/shape.h"
+#include "owt/parallel/plan.h"
 
 namespace owt {
 
@@ -21,9 +22,25 @@ enum class Transition { Allgather, Pipelined };
 // accumulate), or after every pipelined block (the paper's variable batch size).
 enum class FcUpdate { Step, Block };
 
+// What `parallel: auto` decides from (auto_parallel.h): measured files (`profile`, `comm`,
+// paths as written or relative to the model file's folder) or a device's figures
+// (`bandwidth_gbs` per worker link, `tflops` sustained per worker, and the share `overlap` of
+// asynchronous collectives hidden under compute, 0 unless given).
+struct AutoParallelInputs {
+  std::string profile, comm;
+  double bandwidth_gbs = 0, tflops = 0, overlap = 0;
+  std::string where;  // "file:line" of the `parallel` mapping, for errors
+  bool measured() const { return !profile.empty(); }
+  bool figures() const { return bandwidth_gbs > 0; }
+};
+
 struct ParallelSpec {
   Transition transition = Transition::Allgather;
   FcUpdate fc_update = FcUpdate::Step;
+  // `default:` the `parallel` of every layer without its own key (Default: linear layers
+  // model-parallel, the rest data-parallel).
+  LayerParallel default_layer = LayerParallel::Default;
+  AutoParallelInputs auto_inputs;
 };
 
 const char* transition_name(Transition t);  // "allgather" | "pipelined"

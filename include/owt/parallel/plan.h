@@ -13,8 +13,9 @@ namespace owt {
 enum class ParallelMode { Owt, DataOnly };
 
 // A layer's `parallel:` key: absent (linear layers model-parallel, the rest data-parallel),
-// data or model.
-enum class LayerParallel { Default, Data, Model };
+// data, model, or auto (the step-time model picks data or model for K workers:
+// auto_parallel.h resolves it before a Network is built on several workers).
+enum class LayerParallel { Default, Data, Model, Auto };
 // A model-parallel linear's `split:` key: the plan's cheapest choice, column-parallel (split the
 // outputs) or row-parallel (split the inputs).
 enum class LinearSplit { Auto, Output, Input };

@@ -42,5 +42,18 @@ TEST(CostModel, FmnistPlanMovesLessThanDataParallel) {
       << "FLOPs split evenly over 2 workers";
 }
 
+TEST(CostModel, Vgg16HasTorchvisionsParametersAndItsHeadDominatesDataParallelTraffic) {
+  ModelConfig cfg = load_model_config(OWT_SOURCE_DIR "/models/vgg16_owt.yaml");
+  PlanReport r = plan_costs(cfg.net, 8, 32, 1e10, 1e12);
+  int64_t params = 0, fc = 0;
+  for (const LayerCost& c : r.layers) {
+    params += c.params;
+    if (c.type == "linear") fc += c.params;
+  }
+  EXPECT_EQ(params, 138357544) << "torchvision.models.vgg16: 138,357,544 parameters";
+  EXPECT_EQ(fc, 102764544 + 16781312 + 4097000);  // fc6 25088x4096, fc7, fc8 with biases
+  EXPECT_GT(r.data_parallel_total, 5 * r.hybrid_total);
+}
+
 }  // namespace
 }  // namespace owt::test
