@@ -58,11 +58,12 @@ double work_per_row(const Network& net, size_t i) {
   return static_cast<double>(std::max(net.input_shape(i).numel(), net.output_shape(i).numel()));
 }
 
-int64_t local_param_elements(Network& net, bool summed_only) {
+// Parameter elements this worker holds for layers [begin, end).
+double local_param_elements(Network& net, size_t begin, size_t end) {
   int64_t n = 0;
-  for (Param* p : net.params())
-    if (!summed_only || p->summed_over_workers()) n += p->local_shape().numel();
-  return n;
+  for (size_t i = begin; i < end; ++i)
+    for (Param* p : net.layer(i).params()) n += p->local_shape().numel();
+  return static_cast<double>(n);
 }
 
 class StepWalk {
@@ -70,8 +71,12 @@ class StepWalk {
   StepWalk(const NetworkSpec& spec, int K, int64_t b, ParallelMode mode, const StepProfile& profile,
            const CommCalibration& comm)
       : spec_(spec), K_(K), b_(b), net_(spec, 0, K, mode), one_(spec, 0, 1, ParallelMode::Owt),
-        profile_(profile), comm_(comm), line_(K > 1 ? comm.overlap : 1.0) {
+        profile_(profile), comm_(comm), line_(K > 1 ? comm.overlap : 1.0),
+        block_updates_(spec.parallel.fc_update == FcUpdate::Block && spec.parallel.transition == Transition::Pipelined &&
+                       net_.has_model_parallel_stage() && K > 1) {
     check_profile_matches();
+    model_stage_params_ = net_.has_model_parallel_stage()
+                              ? local_param_elements(net_, net_.transition(), net_.size()) : 0;
   }
 
   StepPrediction run() {
@@ -91,16 +96,21 @@ class StepWalk {
       backward(0, t, b_);
       finish_buckets();
     }
-    Network& one = one_;
-    const double params_ratio = static_cast<double>(local_param_elements(net_, false)) /
-                                static_cast<double>(std::max<int64_t>(1, local_param_elements(one, false)));
-    line_.compute(profile_.other_seconds() * params_ratio);  // zeroing and the update
+    // Zeroing and the update of what is left (with block updates the model-parallel stage
+    // has updated after each block already).
+    const double all = local_param_elements(net_, 0, net_.size());
+    line_.compute(update_seconds(all - (block_updates_ ? model_stage_params_ : 0)));
     return StepPrediction{line_.now(), line_.compute_seconds(), line_.comm_seconds()};
   }
 
  private:
   void check_profile_matches() {
     for (size_t i = 0; i < net_.size(); ++i) profile_.of(net_.layer(i).name());
+  }
+
+  // The profile's time outside the layers (zeroing, the SGD update), per parameter element.
+  double update_seconds(double elements) {
+    return profile_.other_seconds() * elements / std::max(1.0, local_param_elements(one_, 0, one_.size()));
   }
 
   // Seconds of one `op` moving `elements` per rank (comm_fit.h's convention).
@@ -202,6 +212,7 @@ class StepWalk {
       if (j + 1 < K_) inflight = line_.launch(seconds(CommOp::Broadcast, block));
       stage(t, b_);
       if (transition_partial(t)) line_.launch(seconds(CommOp::Reduce, block));
+      if (block_updates_) line_.compute(update_seconds(model_stage_params_));  // fc_update: block
     }
     line_.wait_all();
   }
@@ -223,6 +234,8 @@ class StepWalk {
   const StepProfile& profile_;
   const CommCalibration& comm_;
   StepTimeline line_;
+  const bool block_updates_;        // the model-parallel stage updates after every block
+  double model_stage_params_ = 0;   // this worker's parameter elements in that stage
   int64_t ready_ = 0, launched_ = 0;  // summed gradient elements final / in buckets launched
 };
 

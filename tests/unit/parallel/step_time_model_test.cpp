@@ -134,6 +134,20 @@ TEST(StepTimeModel, HybridScalesTheModelParallelStageByRowsAndShard) {
   EXPECT_NEAR(p.seconds, 0.046 + 0.002 + 0.002 * local / all, 1e-12);
 }
 
+TEST(StepTimeModel, BlockUpdatesPayTheModelStagesUpdateOncePerBlock) {
+  // fc_update: block at K = 2: the model-parallel stage (all of the MLP) updates after each of
+  // the 2 pipelined blocks instead of once: one more update of its local params.
+  ModelConfig cfg = parse_model_config(kMlp, "mlp.yaml", ModelParts::Network);
+  cfg.net.parallel.transition = Transition::Pipelined;
+  const StepProfile profile = mlp_profile();
+  const double step = predict_step(cfg.net, 2, 8, ParallelMode::Owt, profile, line_calibration(0, 0, 1.0)).seconds;
+  cfg.net.parallel.fc_update = FcUpdate::Block;
+  const double block = predict_step(cfg.net, 2, 8, ParallelMode::Owt, profile, line_calibration(0, 0, 1.0)).seconds;
+  const double local = 2048 * 64 + 2048 + 2048 * 2048 + 2048 + 5 * 2048 + 5;
+  const double all = 64 * 4096 + 4096 + 4096 * 2048 + 2048 + 2048 * 10 + 10;
+  EXPECT_NEAR(block - step, 0.002 * local / all, 1e-12);
+}
+
 // Seconds per byte that make each op's time its ring cost in elements at K = 2 (cost_model.h):
 // all-reduce of n: n (4n bytes); all-gather of a total n: n/2 (each rank gives 2n bytes);
 // reduce-scatter the same; broadcast and reduce of n: n/2 (4n bytes).
