@@ -6,10 +6,11 @@
 """Speedup of K workers over one worker on the same global batch, as owt plan predicts it.
 
   tools/speedup.py MODEL --batch B [--workers 1,2,4,8] [--owt PATH]
-                   [--figures GBS,TFLOPS,OVERLAP | --profile P.json --comm C.json]
+                   [--figures GBS,TFLOPS,OVERLAP] [--profile P.json --comm C.json]
                    [--measured LABEL:K=S,K=S ...] [-o FILE] [--title TEXT]
 
-Each prediction line is labelled by what it came from. --measured adds measured points (the
+Each prediction line is labelled by what it came from (figures, measured files, or both sets
+of lines when both are given). --measured adds measured points (the
 label names them, e.g. "measured here, step:1=1,2=1.93"). FILE ends in .png, .svg or .pdf; the
 table goes to stdout. The model file needs transition: pipelined for the block setting (else
 only the step setting is drawn).
@@ -58,26 +59,29 @@ def main():
     ap.add_argument("-o", "--output")
     ap.add_argument("--title")
     a = ap.parse_args()
-    if bool(a.profile) != bool(a.comm) or (a.figures and a.profile) or not (a.figures or a.profile):
-        sys.exit("speedup: give --figures GBS,TFLOPS,OVERLAP or --profile P --comm C")
+    if bool(a.profile) != bool(a.comm) or not (a.figures or a.profile):
+        sys.exit("speedup: give --figures GBS,TFLOPS,OVERLAP and/or --profile P --comm C")
+    sources = []
     if a.figures:
         gbs, tflops, overlap = a.figures.split(",")
-        inputs = ["--bandwidth", gbs, "--flops", tflops, "--overlap", overlap]
-        source = f"{gbs} GB/s, {tflops} TFLOP/s, overlap {overlap}"
-    else:
-        inputs = ["--profile", a.profile, "--comm", a.comm]
-        source = f"{os.path.basename(a.profile)} + {os.path.basename(a.comm)}"
+        sources.append((f"{gbs} GB/s, {tflops} TFLOP/s, overlap {overlap}",
+                        ["--bandwidth", gbs, "--flops", tflops, "--overlap", overlap]))
+    if a.profile:
+        sources.append((f"{os.path.basename(a.profile)} + {os.path.basename(a.comm)}",
+                        ["--profile", a.profile, "--comm", a.comm]))
     ks = [int(k) for k in a.workers.split(",")]
     lines = {}
     with tempfile.TemporaryDirectory() as folder:
         settings = [("step", a.model), ("block", with_block_updates(a.model, folder))]
-        for setting, model in settings:
-            if model is None:
-                continue
-            rows = [plan(a.owt, model, k, a.batch, inputs) for k in ks]
-            lines[f"owt hybrid, fc_update {setting} (predicted)"] = [1.0 if k == 1 else r["speedup"] for k, r in zip(ks, rows)]
-            if setting == "step":
-                lines["data parallelism (predicted)"] = [1.0 if k == 1 else r["speedup_dp"] for k, r in zip(ks, rows)]
+        for source, inputs in sources:
+            for setting, model in settings:
+                if model is None:
+                    continue
+                rows = [plan(a.owt, model, k, a.batch, inputs) for k in ks]
+                lines[f"hybrid, {setting} ({source})"] = [1.0 if k == 1 else r["speedup"] for k, r in zip(ks, rows)]
+                if setting == "step":
+                    lines[f"data-parallel ({source})"] = [1.0 if k == 1 else r["speedup_dp"] for k, r in zip(ks, rows)]
+    source = "; ".join(s for s, _ in sources)
     measured = {}
     for m in a.measured:
         label, points = m.rsplit(":", 1)
@@ -107,7 +111,7 @@ def main():
     ax.set_xticks(ks)
     ax.set_title(a.title or f"{os.path.basename(a.model)}, {a.batch}/worker: {source}", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(a.output)
     print(f"speedup: {a.output}")
