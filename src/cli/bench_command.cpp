@@ -19,7 +19,7 @@ std::string layers_json(const std::vector<LayerProfile>& layers) {
   char times[96];
   for (const LayerProfile& l : layers) {
     std::snprintf(times, sizeof times, "\"forward_ms\": %.4f, \"backward_ms\": %.4f", l.forward_ms, l.backward_ms);
-    out += cat(out.empty() ? "" : ", ", "{\"name\": \"", l.name, "\", \"type\": \"", l.type, "\", ", times, "}");
+    out += cat(out.empty() ? "" : ", ", "{\"name\": ", json_string(l.name), ", \"type\": \"", l.type, "\", ", times, "}");
   }
   return out;
 }
@@ -30,11 +30,11 @@ void print_model_bench(const ModelConfig& cfg, const Backend& backend, const Ben
   for (const auto& kv : r.bytes_per_step)
     bytes += cat(bytes.empty() ? "" : ", ", "\"", kv.first, "\": ", kv.second);
   if (json) {
-    std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"precision\": \"%s\", \"parallel\": \"%s\", "
+    std::printf("{\"model\": %s, \"backend\": \"%s\", \"precision\": \"%s\", \"parallel\": \"%s\", "
                 "\"workers\": %d, \"threads\": %d, \"batch\": %lld, \"iters\": %lld, "
                 "\"images_per_s\": %.2f, \"ms_per_step\": %.3f, \"median_ms_per_step\": %.3f, "
                 "\"gflops_per_worker\": %.2f, \"peak_gpu_bytes\": %llu, \"bytes_per_step\": {%s}",
-                cfg.name.c_str(), backend.name().c_str(), cfg.precision.c_str(), parallel.c_str(),
+                json_string(cfg.name).c_str(), backend.name().c_str(), cfg.precision.c_str(), parallel.c_str(),
                 r.workers, omp_get_max_threads(), static_cast<long long>(r.batch),
                 static_cast<long long>(r.iters), r.images_per_s, 1e3 * r.seconds_per_step,
                 1e3 * r.median_seconds_per_step, r.gflops_per_worker,

@@ -46,6 +46,9 @@ ComputeSetup setup_compute(Communicator& world, const std::string& model, const 
 // when `announce`. Nothing changes without auto layers or on one worker.
 void resolve_parallel(ModelConfig& cfg, int workers, int64_t batch, bool announce);
 
+// `s` as a JSON string, quotes included: `"` and `\` escaped, control characters as \uXXXX.
+std::string json_string(const std::string& s);
+
 // Shared options: OpenMP threads per worker (0: cores / workers on this node).
 void set_thread_count(int threads);
 // The backend named by --device ("auto": CUDA when a GPU is visible, else the CPU, with a

@@ -45,6 +45,23 @@ ComputeSetup setup_compute(Communicator& world, const std::string& model, const 
   return s;
 }
 
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
 void resolve_parallel(ModelConfig& cfg, int workers, int64_t batch, bool announce) {
   AutoChoice c = resolve_auto_parallel(cfg.net, workers, batch > 0 ? batch : cfg.solver.batch);
   if (!c.any_auto) return;

@@ -21,17 +21,11 @@
 namespace owt {
 namespace {
 
-std::string json_text(const std::string& s) {
-  std::string out;
-  for (char c : s) out += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
-  return out;
-}
-
 // The memory estimate as one JSON object (bytes), with its `largest` buffers.
 std::string memory_json(const MemoryEstimate& m) {
   std::string largest;
   for (size_t i = 0; i < std::min<size_t>(5, m.largest.size()); ++i)
-    largest += cat(i ? ", " : "", "{\"what\": \"", json_text(m.largest[i].what), "\", \"bytes\": ",
+    largest += cat(i ? ", " : "", "{\"what\": ", json_string(m.largest[i].what), ", \"bytes\": ",
                    m.largest[i].bytes, "}");
   return cat("{\"rank\": ", m.rank, ", \"parameters\": ", m.parameters, ", \"gradients\": ",
              m.gradients, ", \"optimizer_state\": ", m.optimizer_state, ", \"activations\": ",
@@ -110,10 +104,10 @@ std::string auto_json(const AutoChoice& c) {
   for (const AutoCandidate& a : c.candidates) {
     char t[48];
     std::snprintf(t, sizeof t, "%.6g", a.step_seconds);
-    list += cat(list.empty() ? "" : ", ", "{\"first_model\": \"", json_text(a.first_model),
-                "\", \"step_seconds\": ", t, "}");
+    list += cat(list.empty() ? "" : ", ", "{\"first_model\": ", json_string(a.first_model),
+                ", \"step_seconds\": ", t, "}");
   }
-  return cat("{\"inputs\": \"", json_text(c.inputs), "\", \"candidates\": [", list, "]}");
+  return cat("{\"inputs\": ", json_string(c.inputs), ", \"candidates\": [", list, "]}");
 }
 
 void print_auto(const AutoChoice& c) {
@@ -198,14 +192,14 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
       const MemoryEstimate mem_dp = estimate_memory_largest(
           cfg.net, memory_run_for(cfg, args->workers, batch, ParallelMode::DataOnly, threads));
       if (args->json) {
-        std::printf("{\"model\": \"%s\", \"workers\": %d, \"batch\": %lld, \"transition\": \"%s\", "
-                    "\"layers\": [", cfg.name.c_str(), r.workers, static_cast<long long>(r.batch),
+        std::printf("{\"model\": %s, \"workers\": %d, \"batch\": %lld, \"transition\": \"%s\", "
+                    "\"layers\": [", json_string(cfg.name).c_str(), r.workers, static_cast<long long>(r.batch),
                     transition_name(r.transition));
         for (size_t i = 0; i < r.layers.size(); ++i) {
           const LayerCost& c = r.layers[i];
-          std::printf("%s{\"name\": \"%s\", \"type\": \"%s\", \"placement\": \"%s\", \"params\": %lld, "
+          std::printf("%s{\"name\": %s, \"type\": \"%s\", \"placement\": \"%s\", \"params\": %lld, "
                       "\"data_parallel\": %.0f, \"model_parallel\": %.0f, \"hybrid\": %.0f}",
-                      i ? ", " : "", c.name.c_str(), c.type.c_str(), c.placement.c_str(),
+                      i ? ", " : "", json_string(c.name).c_str(), c.type.c_str(), c.placement.c_str(),
                       static_cast<long long>(c.params), c.data_parallel, c.model_parallel, c.hybrid);
         }
         std::printf("], \"data_parallel_elements\": %.0f, \"hybrid_elements\": %.0f, "
@@ -217,9 +211,9 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
                     memory_json(mem_owt).c_str(), memory_json(mem_dp).c_str());
         if (choice.any_auto) std::printf(", \"auto\": %s", auto_json(choice).c_str());
         if (measured)
-          std::printf(", \"prediction\": {\"profile\": \"%s\", \"comm\": \"%s\", \"hybrid\": %s, "
+          std::printf(", \"prediction\": {\"profile\": %s, \"comm\": %s, \"hybrid\": %s, "
                       "\"data_parallel\": %s, \"one_worker\": %s}",
-                      json_text(args->profile).c_str(), json_text(args->comm).c_str(),
+                      json_string(args->profile).c_str(), json_string(args->comm).c_str(),
                       prediction_json(m.hybrid).c_str(), prediction_json(m.dp).c_str(),
                       prediction_json(m.one).c_str());
         std::printf("}\n");

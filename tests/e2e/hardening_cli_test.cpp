@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <regex>
 
 #include "owt/core/safetensors.h"
@@ -115,6 +116,14 @@ TEST(HardeningCli, PlanRunsOnAFileThatDescribesOnlyTheNetwork) {
   r = run_owt({"plan", automatic, "--workers", "4", "--batch", "32", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(has(r.out, "\"auto\": {\"inputs\"") && has(r.out, "\"first_model\"")) << r.out;
+  // Names are quoted as JSON strings: a layer named fc"1 survives the round trip.
+  text = read_text(net);
+  text.replace(text.find("name: fc1,"), 10, "name: 'fc\"1',");
+  const std::string quoted = dir.write("quoted.yaml", text);
+  r = run_owt({"plan", quoted, "--workers", "4", "--batch", "32", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json plan = nlohmann::json::parse(r.out);
+  EXPECT_EQ(plan["layers"][3]["name"], "fc\"1") << r.out;  // after conv1, relu1, the transition
 }
 
 TEST(HardeningCli, DataCheckTakesAFolderOfClassFoldersAndShowsNoLibraryLines) {
