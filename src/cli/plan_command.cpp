@@ -71,10 +71,8 @@ struct MeasuredPrediction {
   StepPrediction hybrid, dp, one;
 };
 
-MeasuredPrediction predict_measured(const NetworkSpec& net, PlanReport* r, const std::string& profile_path,
-                                    const std::string& comm_path) {
-  const StepProfile profile = load_step_profile(profile_path);
-  const CommCalibration comm = load_comm_calibration(comm_path);
+MeasuredPrediction predict_measured(const NetworkSpec& net, PlanReport* r, const StepProfile& profile,
+                                    const CommCalibration& comm) {
   MeasuredPrediction m;
   m.hybrid = predict_step(net, r->workers, r->batch, ParallelMode::Owt, profile, comm);
   m.dp = predict_step(net, r->workers, r->batch, ParallelMode::DataOnly, profile, comm);
@@ -166,25 +164,28 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
       const int64_t batch = args->batch > 0 ? args->batch : cfg.solver.batch;
       // What auto decides from: --profile/--comm, else --bandwidth/--flops when given, else
       // the model file's own inputs, else the flags' defaults.
+      const bool measured = !args->profile.empty();
+      StepProfile profile;
+      CommCalibration link;
+      if (measured) {
+        profile = load_step_profile(args->profile);
+        link = load_comm_calibration(args->comm);
+      }
       AutoChoice choice;
       const AutoParallelInputs& own = cfg.net.parallel.auto_inputs;
-      if (!args->profile.empty()) {
-        choice = choose_parallel(cfg.net, args->workers, batch, load_step_profile(args->profile),
-                                 load_comm_calibration(args->comm));
-        choice.inputs = cat(args->profile, " and ", args->comm);
+      if (measured) {
+        choice = choose_parallel(cfg.net, args->workers, batch, profile, link);
       } else if (args->figures_given || (!own.measured() && !own.figures())) {
-        choice = choose_parallel(cfg.net, args->workers, batch, profile_from_flops(cfg.net, batch, args->tflops * 1e12),
-                                 calibration_from_bandwidth(args->bandwidth_gbs * 1e9, args->workers, args->overlap));
-        choice.inputs = cat(args->bandwidth_gbs, " GB/s, ", args->tflops, " TFLOP/s and overlap ", args->overlap);
+        choice = choose_parallel_from_figures(cfg.net, args->workers, batch, args->bandwidth_gbs, args->tflops,
+                                              args->overlap);
       } else {
         choice = resolve_auto_parallel(cfg.net, args->workers, batch);
       }
       if (choice.any_auto) cfg.net = std::move(choice.spec);
       PlanReport r = plan_costs(cfg.net, args->workers, batch, args->bandwidth_gbs * 1e9,
                                 args->tflops * 1e12);
-      const bool measured = !args->profile.empty();
       MeasuredPrediction m;
-      if (measured) m = predict_measured(cfg.net, &r, args->profile, args->comm);
+      if (measured) m = predict_measured(cfg.net, &r, profile, link);
       const int threads = args->threads > 0 ? args->threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / args->workers);
       const MemoryEstimate mem_owt = estimate_memory_largest(

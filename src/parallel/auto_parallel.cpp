@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "owt/core/error.h"
-#include "owt/parallel/cost_model.h"
 #include "owt/parallel/network.h"
 #include "owt/parallel/step_time_model.h"
 
@@ -57,6 +56,7 @@ bool has_auto_parallel(const NetworkSpec& spec) { return !auto_layers(spec).empt
 AutoChoice choose_parallel(const NetworkSpec& spec, int K, int64_t b, const StepProfile& profile,
                            const CommCalibration& comm) {
   AutoChoice choice;
+  choice.inputs = cat(profile.file, " and ", comm.file);
   const std::vector<size_t> autos = auto_layers(spec);
   if (autos.empty()) {
     choice.spec = spec;
@@ -110,20 +110,22 @@ CommCalibration calibration_from_bandwidth(double bandwidth, int K, double overl
   c.communicator = "figures";
   c.workers = std::max(2, K);
   c.overlap = overlap;
-  // Per byte of the message per rank, the bytes a ring sends per rank (cost_model.h).
-  const std::vector<std::pair<CommOp, double>> traffic = {
-      {CommOp::AllReduce, all_reduce_cost(1, c.workers)},
-      {CommOp::AllGather, all_gather_cost(c.workers, c.workers)},
-      {CommOp::ReduceScatter, reduce_scatter_cost(c.workers, c.workers)},
-      {CommOp::Broadcast, broadcast_cost(1, c.workers)},
-      {CommOp::Reduce, reduce_cost(1, c.workers)}};
-  for (const auto& [op, per_byte] : traffic) {
+  for (CommOp op : {CommOp::AllReduce, CommOp::AllGather, CommOp::ReduceScatter, CommOp::Broadcast,
+                    CommOp::Reduce}) {
     CommOpTimings t;
     t.op = op;
-    t.fit = {0, per_byte / bandwidth};
+    t.fit = {0, ring_traffic(op, c.workers) / bandwidth};
     t.points = {{1, t.fit.seconds(1)}, {1e15, t.fit.seconds(1e15)}};
     c.ops.push_back(t);
   }
+  return c;
+}
+
+AutoChoice choose_parallel_from_figures(const NetworkSpec& spec, int K, int64_t b, double bandwidth_gbs,
+                                       double tflops, double overlap) {
+  AutoChoice c = choose_parallel(spec, K, b, profile_from_flops(spec, b, tflops * 1e12),
+                                 calibration_from_bandwidth(bandwidth_gbs * 1e9, K, overlap));
+  c.inputs = cat(bandwidth_gbs, " GB/s, ", tflops, " TFLOP/s and overlap ", overlap);
   return c;
 }
 
@@ -134,16 +136,9 @@ AutoChoice resolve_auto_parallel(const NetworkSpec& spec, int K, int64_t b) {
   const AutoParallelInputs& in = spec.parallel.auto_inputs;
   if (in.measured()) {
     const StepProfile profile = load_step_profile(in.profile);  // this one first, then comm
-    AutoChoice c = choose_parallel(spec, K, b, profile, load_comm_calibration(in.comm));
-    c.inputs = cat(in.profile, " and ", in.comm);
-    return c;
+    return choose_parallel(spec, K, b, profile, load_comm_calibration(in.comm));
   }
-  if (in.figures()) {
-    AutoChoice c = choose_parallel(spec, K, b, profile_from_flops(spec, b, in.tflops * 1e12),
-                                   calibration_from_bandwidth(in.bandwidth_gbs * 1e9, K, in.overlap));
-    c.inputs = cat(in.bandwidth_gbs, " GB/s, ", in.tflops, " TFLOP/s and overlap ", in.overlap);
-    return c;
-  }
+  if (in.figures()) return choose_parallel_from_figures(spec, K, b, in.bandwidth_gbs, in.tflops, in.overlap);
   throw Error(cat(spec.file, ": parallel: auto needs what to decide from: in the parallel mapping, "
                   "profile and comm (measured files) or bandwidth_gbs and tflops"));
 }

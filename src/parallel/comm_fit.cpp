@@ -35,6 +35,17 @@ CommFit fit_latency_bandwidth(const std::vector<CommPoint>& points) {
   return f;
 }
 
+double ring_traffic(CommOp op, int k) {
+  switch (op) {
+    case CommOp::AllReduce: return all_reduce_cost(1, k);
+    case CommOp::AllGather: return all_gather_cost(k, k);        // a block from each rank
+    case CommOp::ReduceScatter: return reduce_scatter_cost(k, k);
+    case CommOp::Broadcast: return broadcast_cost(1, k);
+    case CommOp::Reduce: return reduce_cost(1, k);
+    default: return 1;
+  }
+}
+
 double CommOpTimings::seconds(double bytes) const {
   if (points.empty()) return fit.seconds(bytes);
   if (bytes <= points.front().bytes) return points.front().seconds;
@@ -47,18 +58,6 @@ double CommOpTimings::seconds(double bytes) const {
 }
 
 namespace {
-
-// Elements each rank sends per element of its message under the ring algorithms (cost_model.h).
-double ring_traffic(CommOp op, int k) {
-  switch (op) {
-    case CommOp::AllReduce: return all_reduce_cost(1, k);
-    case CommOp::AllGather: return all_gather_cost(k, k);        // a block from each rank
-    case CommOp::ReduceScatter: return reduce_scatter_cost(k, k);
-    case CommOp::Broadcast: return broadcast_cost(1, k);
-    case CommOp::Reduce: return reduce_cost(1, k);
-    default: return 1;
-  }
-}
 
 const std::vector<std::pair<std::string, CommOp>>& op_names() {
   static const std::vector<std::pair<std::string, CommOp>> names = {

@@ -77,6 +77,7 @@ class StepWalk {
     check_profile_matches();
     model_stage_params_ = net_.has_model_parallel_stage()
                               ? local_param_elements(net_, net_.transition(), net_.size()) : 0;
+    profiled_params_ = std::max(1.0, local_param_elements(one_, 0, one_.size()));
   }
 
   StepPrediction run() {
@@ -110,7 +111,7 @@ class StepWalk {
 
   // The profile's time outside the layers (zeroing, the SGD update), per parameter element.
   double update_seconds(double elements) {
-    return profile_.other_seconds() * elements / std::max(1.0, local_param_elements(one_, 0, one_.size()));
+    return profile_.other_seconds() * elements / profiled_params_;
   }
 
   // Seconds of one `op` moving `elements` per rank (comm_fit.h's convention).
@@ -236,6 +237,7 @@ class StepWalk {
   StepTimeline line_;
   const bool block_updates_;        // the model-parallel stage updates after every block
   double model_stage_params_ = 0;   // this worker's parameter elements in that stage
+  double profiled_params_ = 1;      // the profiled (one) worker's parameter elements
   int64_t ready_ = 0, launched_ = 0;  // summed gradient elements final / in buckets launched
 };
 

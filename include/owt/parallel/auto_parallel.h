@@ -36,8 +36,8 @@ struct AutoChoice {
 bool has_auto_parallel(const NetworkSpec& spec);
 
 // Chooses with a one-worker profile and a link calibration (measured or made by the two
-// functions below). Candidates that the plan refuses (a data-parallel layer after a
-// model-parallel one the file fixed) are left out.
+// functions below); `inputs` names their files. Candidates that the plan refuses (a
+// data-parallel layer after a model-parallel one the file fixed) are left out.
 AutoChoice choose_parallel(const NetworkSpec& spec, int workers, int64_t batch, const StepProfile& profile,
                            const CommCalibration& comm);
 
@@ -48,6 +48,9 @@ StepProfile profile_from_flops(const NetworkSpec& spec, int64_t batch, double fl
 // overlap compute by `overlap` (0..1; CommCalibration::overlap): each op takes its ring traffic
 // per rank over bandwidth.
 CommCalibration calibration_from_bandwidth(double bandwidth, int workers, double overlap);
+// choose_parallel with those two made from a device's figures; `inputs` names the figures.
+AutoChoice choose_parallel_from_figures(const NetworkSpec& spec, int workers, int64_t batch,
+                                        double bandwidth_gbs, double tflops, double overlap);
 
 // The model file's own inputs (spec.parallel.auto_inputs): the files it names, or its figures.
 // Returns the spec unchanged (any_auto false) when nothing is auto or K = 1.

@@ -36,6 +36,11 @@ struct CommOpTimings {
   double seconds(double bytes) const;
 };
 
+// Elements each rank sends per element of its message when a ring runs `op` among `workers`
+// workers (the cost model's conventions, cost_model.h): 2(K-1)/K for an all-reduce, K-1 for an
+// all-gather or reduce-scatter (one block from or to each rank), (K-1)/K for broadcast and reduce.
+double ring_traffic(CommOp op, int workers);
+
 // The calibration of one communicator at one worker count (`owt bench --comm --json`).
 struct CommCalibration {
   std::string file;        // where it was read from, for messages
