@@ -51,7 +51,13 @@ std::string AutoCandidate::describe() const {
   return first_model.empty() ? std::string("every auto layer data-parallel") : cat("model-parallel from ", first_model);
 }
 
-bool has_auto_parallel(const NetworkSpec& spec) { return !auto_layers(spec).empty(); }
+// From the keys alone, without building the network: this runs before every multi-worker run.
+// (`default: auto` on a model without linear layers is refused when the file is read.)
+bool has_auto_parallel(const NetworkSpec& spec) {
+  if (spec.parallel.default_layer == LayerParallel::Auto) return true;
+  return std::any_of(spec.layers.begin(), spec.layers.end(),
+                     [](const YAML::Node& layer) { return parallel_key(layer) == "auto"; });
+}
 
 AutoChoice choose_parallel(const NetworkSpec& spec, int K, int64_t b, const StepProfile& profile,
                            const CommCalibration& comm) {

@@ -32,7 +32,8 @@ struct AutoChoice {
   std::string inputs;                   // what the prediction came from, for messages
 };
 
-// True when some layer's `parallel` (or `parallel.default` on a linear layer) is auto.
+// True when some layer's `parallel` key, or `parallel.default`, is auto (read from the keys,
+// without building the network).
 bool has_auto_parallel(const NetworkSpec& spec);
 
 // Chooses with a one-worker profile and a link calibration (measured or made by the two
