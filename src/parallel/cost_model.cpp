@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "owt/nn/param.h"
 #include "owt/parallel/network.h"
 
 namespace owt {
@@ -34,6 +35,14 @@ int64_t full_params(Layer& layer) {
   return n;
 }
 
+// Elements the layer's gradients take in the all-reduced buffer when every param is replicated:
+// each padded to 256 bytes as ParamStore lays them out.
+int64_t replicated_stored_params(Layer& layer) {
+  int64_t n = 0;
+  for (Param* p : layer.params()) n += padded_numel(p->full_shape.numel());
+  return n;
+}
+
 }  // namespace
 
 PlanReport plan_costs(const NetworkSpec& spec, int K, int64_t batch, double bandwidth, double flops) {
@@ -59,7 +68,7 @@ PlanReport plan_costs(const NetworkSpec& spec, int K, int64_t batch, double band
     c.placement = layer.params().empty() ? "" : net.placement(i).model_parallel ? "model" : "data";
     // The layer's own all-reduces (sync BatchNorm) happen under either plan.
     const double own = all_reduce_cost(static_cast<double>(layer.all_reduced_elements()), K);
-    c.data_parallel = all_reduce_cost(static_cast<double>(c.params), K) + own;
+    c.data_parallel = all_reduce_cost(static_cast<double>(replicated_stored_params(layer)), K) + own;
     c.forward_flops = layer.forward_flops() * (in_mp ? B : b);
     fwd_flops_worker += c.forward_flops;
     fwd_flops_one += one.layer(i).forward_flops() * B;

@@ -13,7 +13,7 @@ void GradBuckets::ready(const Param* p) {
   if (!p->summed_over_workers() || comm_.size() == 1) return;
   // Let the buckets already in flight move on while backward continues.
   for (auto& h : inflight_) h->test();
-  size_t end = store_.offset_of(p) + p->local_shape().numel();
+  size_t end = store_.offset_of(p) + p->stored_numel();  // with the zero gap after it
   ready_end_ = std::max(ready_end_, end);
   // Launch whole buckets only; the tail goes in finish().
   size_t whole = launched_end_ + (ready_end_ - launched_end_) / bucket_elems_ * bucket_elems_;

@@ -137,17 +137,18 @@ MemoryEstimate estimate_memory(const NetworkSpec& spec, const MemoryRun& run, in
     if (bytes > 0) buffers.push_back(MemoryBuffer{std::move(what), bytes});
   };
 
-  // ParamStore: value, gradient and momentum of every param's local part. With K > 1 the
+  // ParamStore: value, gradient and momentum of every param's local part, each padded to 256
+  // bytes (Param::stored_numel). With K > 1 the
   // summed gradients are all-reduced in buckets, all of them in flight by the end of backward,
   // and MPI holds a copy of each.
   for (Param* p : net.params()) {
-    const int64_t bytes = p->local_shape().numel() * kFloat;
+    const int64_t bytes = p->stored_numel() * kFloat;
     m.parameters += bytes;
     m.gradients += bytes;
     m.optimizer_state += bytes;
     if (K > 1 && p->summed_over_workers()) m.communication += bytes;
   }
-  for (Param* p : net.buffers()) m.parameters += p->local_shape().numel() * kFloat;
+  for (Param* p : net.buffers()) m.parameters += p->stored_numel() * kFloat;
 
   // The input batch (the trainer's x_dev, (b, C, H, W)) and every output not written in place.
   add(&m.activations, cat("input ", rows_shape(b, spec.input)), b * spec.input.numel() * kFloat);

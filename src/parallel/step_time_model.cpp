@@ -178,7 +178,7 @@ class StepWalk {
         continue;
       }
       for (Param* p : layer.params())
-        if (p->summed_over_workers()) ready_ += p->local_shape().numel();
+        if (p->summed_over_workers()) ready_ += p->stored_numel();  // as GradBuckets sums them
       const int64_t bucket = static_cast<int64_t>(kGradBucketBytes / sizeof(float));
       while (K_ > 1 && ready_ - launched_ >= bucket) launch_bucket(bucket);
     }

@@ -25,6 +25,14 @@ struct ShardView {
   int64_t outer = 1, full = 0, inner = 1, begin = 0, n = 0;
 };
 
+// Every param's value, gradient and state start 256 bytes (64 floats) apart in the store's
+// buffers (ParamStore), the alignment cuDNN, cuBLAS and AVX-512 loads want; the gaps hold zeros
+// and travel with the gradient buckets' all-reduces (at most 252 bytes per param).
+constexpr int64_t kParamAlignElements = 64;
+inline int64_t padded_numel(int64_t n) {
+  return (n + kParamAlignElements - 1) / kParamAlignElements * kParamAlignElements;
+}
+
 struct Param {
   std::string name;       // "<layer>.weight", "<layer>.bias"
   Shape full_shape;       // the unsharded tensor, PyTorch layout
@@ -55,6 +63,9 @@ struct Param {
     d[placement.dim] = placement.end - placement.begin;
     return Shape(d);
   }
+
+  // Elements it takes in the store's buffers: its local tensor and the gap after it.
+  int64_t stored_numel() const { return padded_numel(local_shape().numel()); }
 
   ShardView shard_view() const {
     ShardView v;

@@ -23,6 +23,8 @@ double broadcast_cost(double n, int workers);
 double reduce_cost(double n, int workers);
 
 // One linear layer (in -> out) at global batch B over K workers, elements per worker per step.
+// The textbook counts: plan_costs adds the up to 63 zero elements per param that ParamStore's
+// 256-byte alignment puts after each replicated gradient (Param::stored_numel).
 struct LinearCosts {
   double data_parallel;  // all-reduce of the weight gradient (and bias)
   double split_output;   // column-parallel: all-gather outputs, all-reduce input gradients

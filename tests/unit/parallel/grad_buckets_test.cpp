@@ -127,21 +127,27 @@ Param make_param(const std::string& name, const Shape& shape, GradKind kind) {
   return p;
 }
 
-// A hybrid model in layer order (forward): the data-parallel stage's a.weight 6, a.bias 3,
-// b.weight 5, c.weight 7 (gradients summed), then the model-parallel stage's s.weight (a shard,
-// 4 x 3 of 8 x 3) and r.bias 5 (replicated, complete on every worker). Summed buffer, last
-// layer first: c.weight [0, 7), b.weight [7, 12), a.bias [12, 15), a.weight [15, 21); the model
-// stage's buffer: s.weight [0, 12), r.bias [12, 17).
+// Every summed param below is a whole number of U = 64-float slots, so the store leaves no gap
+// between them and the hand-worked ranges read in units of U.
+constexpr size_t U = kParamAlignElements;
+
+// A hybrid model in layer order (forward): the data-parallel stage's a.weight 6U, a.bias 3U,
+// b.weight 5U, c.weight 7U (gradients summed), then the model-parallel stage's s.weight (a
+// shard, 4 x 3 of 8 x 3) and r.bias 5 (replicated, complete on every worker). Summed buffer,
+// last layer first, in units of U: c.weight [0, 7), b.weight [7, 12), a.bias [12, 15),
+// a.weight [15, 21); the model stage's buffer: s.weight [0, 12) and its gap to 64, r.bias
+// [64, 69).
 struct Model {
   std::unique_ptr<Backend> backend = make_cpu_backend();
   std::vector<Param> params;
   std::unique_ptr<ParamStore> store;
 
   Model() {
-    params.push_back(make_param("a.weight", Shape{3, 2}, GradKind::Summed));
-    params.push_back(make_param("a.bias", Shape{3}, GradKind::Summed));
-    params.push_back(make_param("b.weight", Shape{5}, GradKind::Summed));
-    params.push_back(make_param("c.weight", Shape{7}, GradKind::Summed));
+    const int64_t u = static_cast<int64_t>(U);
+    params.push_back(make_param("a.weight", Shape{3, 2 * u}, GradKind::Summed));
+    params.push_back(make_param("a.bias", Shape{3 * u}, GradKind::Summed));
+    params.push_back(make_param("b.weight", Shape{5 * u}, GradKind::Summed));
+    params.push_back(make_param("c.weight", Shape{7 * u}, GradKind::Summed));
     params.push_back(make_param("s.weight", Shape{8, 3}, GradKind::Shard));
     params.push_back(make_param("r.bias", Shape{5}, GradKind::Complete));
     std::vector<Param*> ptrs;
@@ -215,35 +221,35 @@ TEST(GradBuckets, TheModelIsLaidOutAsTheTestsAssume) {
   EXPECT_TRUE(m.get("a.weight")->summed_over_workers());
   EXPECT_FALSE(m.get("s.weight")->summed_over_workers());
   EXPECT_FALSE(m.get("r.bias")->summed_over_workers());
-  EXPECT_EQ(m.store->summed_size(), 21u);
+  EXPECT_EQ(m.store->summed_size(), 21 * U);
   EXPECT_EQ(m.store->offset_of(m.get("c.weight")), 0u);
-  EXPECT_EQ(m.store->offset_of(m.get("b.weight")), 7u);
-  EXPECT_EQ(m.store->offset_of(m.get("a.bias")), 12u);
-  EXPECT_EQ(m.store->offset_of(m.get("a.weight")), 15u);
+  EXPECT_EQ(m.store->offset_of(m.get("b.weight")), 7 * U);
+  EXPECT_EQ(m.store->offset_of(m.get("a.bias")), 12 * U);
+  EXPECT_EQ(m.store->offset_of(m.get("a.weight")), 15 * U);
   ASSERT_EQ(m.store->model_stage().size(), 2u);
   EXPECT_EQ(m.store->offset_of(m.get("s.weight")), 0u);
-  EXPECT_EQ(m.store->offset_of(m.get("r.bias")), 12u);
+  EXPECT_EQ(m.store->offset_of(m.get("r.bias")), U);  // after s.weight's 12 and their gap
   EXPECT_EQ(m.get("s.weight")->grad.numel(), 12);
 }
 
 TEST(GradBuckets, LaunchesEachBucketAsSoonAsItIsComplete) {
   Model m;
   FakeComm comm(2, *m.store);
-  GradBuckets buckets(*m.store, comm, 4 * sizeof(float));  // buckets of 4 elements
+  GradBuckets buckets(*m.store, comm, 4 * U * sizeof(float));  // buckets of 4U elements
 
   buckets.ready(m.get("r.bias"));  // the model stage finishes first: nothing to sum
   buckets.ready(m.get("s.weight"));
   EXPECT_TRUE(comm.calls.empty());
-  buckets.ready(m.get("c.weight"));  // [0, 7) final: one whole bucket
-  EXPECT_EQ(ranges(m, comm), (std::vector<Range>{{0, 4}}));
-  buckets.ready(m.get("b.weight"));  // [0, 12): two more
-  EXPECT_EQ(ranges(m, comm, 1), (std::vector<Range>{{4, 8}, {8, 12}}));
+  buckets.ready(m.get("c.weight"));  // [0, 7U) final: one whole bucket
+  EXPECT_EQ(ranges(m, comm), (std::vector<Range>{{0 * U, 4 * U}}));
+  buckets.ready(m.get("b.weight"));  // [0, 12U): two more
+  EXPECT_EQ(ranges(m, comm, 1), (std::vector<Range>{{4 * U, 8 * U}, {8 * U, 12 * U}}));
   buckets.ready(m.get("r.bias"));  // the model stage again: nothing
   EXPECT_EQ(comm.calls.size(), 3u);
-  buckets.ready(m.get("a.bias"));  // [0, 15): no whole bucket yet
+  buckets.ready(m.get("a.bias"));  // [0, 15U): no whole bucket yet
   EXPECT_EQ(comm.calls.size(), 3u);
-  buckets.ready(m.get("a.weight"));  // [0, 21): [12, 16) and [16, 20); [20, 21) waits
-  EXPECT_EQ(ranges(m, comm, 3), (std::vector<Range>{{12, 16}, {16, 20}}));
+  buckets.ready(m.get("a.weight"));  // [0, 21U): [12U, 16U) and [16U, 20U); [20U, 21U) waits
+  EXPECT_EQ(ranges(m, comm, 3), (std::vector<Range>{{12 * U, 16 * U}, {16 * U, 20 * U}}));
 
   // Nothing is waited on (nor its data changed) before finish; the buckets in flight are
   // given a chance to progress (test()) while backward goes on.
@@ -253,14 +259,14 @@ TEST(GradBuckets, LaunchesEachBucketAsSoonAsItIsComplete) {
   EXPECT_GT(comm.calls[1].tests, 0);
 
   buckets.finish();  // the tail, then waits for all
-  EXPECT_EQ(ranges(m, comm, 5), (std::vector<Range>{{20, 21}}));
+  EXPECT_EQ(ranges(m, comm, 5), (std::vector<Range>{{20 * U, 21 * U}}));
   expect_summed_once(m, comm);
 }
 
 TEST(GradBuckets, ABucketLaunchesOnlyOnce) {
   Model m;
   FakeComm comm(2, *m.store);
-  GradBuckets buckets(*m.store, comm, 4 * sizeof(float));
+  GradBuckets buckets(*m.store, comm, 4 * U * sizeof(float));
   buckets.ready(m.get("c.weight"));
   buckets.ready(m.get("c.weight"));  // again: nothing new
   EXPECT_EQ(comm.calls.size(), 1u);
@@ -280,12 +286,13 @@ TEST(GradBuckets, ABucketLaunchesOnlyOnce) {
 TEST(GradBuckets, FinishLaunchesTheRemainderAndWaits) {
   Model m;
   FakeComm comm(2, *m.store);
-  GradBuckets buckets(*m.store, comm, 4 * sizeof(float));
+  GradBuckets buckets(*m.store, comm, 4 * U * sizeof(float));
   // Only the last layer reported: finish sums the rest of the buffer in buckets.
   buckets.ready(m.get("c.weight"));
   buckets.finish();
   EXPECT_EQ(ranges(m, comm),
-            (std::vector<Range>{{0, 4}, {4, 8}, {8, 12}, {12, 16}, {16, 20}, {20, 21}}));
+            (std::vector<Range>{{0 * U, 4 * U}, {4 * U, 8 * U}, {8 * U, 12 * U},
+                                {12 * U, 16 * U}, {16 * U, 20 * U}, {20 * U, 21 * U}}));
   expect_summed_once(m, comm);
 }
 
@@ -296,7 +303,7 @@ TEST(GradBuckets, TheModelStageIsNeverTouched) {
   for (const Param* p : m.store->model_stage()) buckets.ready(p);
   EXPECT_TRUE(comm.calls.empty()) << "a param whose gradient is not summed launched a bucket";
   buckets.finish();  // finish sums the summed buffer only
-  EXPECT_EQ(comm.calls.size(), 21u);
+  EXPECT_EQ(comm.calls.size(), 21 * U);
   expect_summed_once(m, comm);
 }
 
@@ -307,7 +314,7 @@ TEST(GradBuckets, FinishAloneSumsEverything) {
   for (const Param* p : m.backward_order()) buckets.ready(p);
   EXPECT_TRUE(comm.calls.empty()) << "a bucket launched before it was full";
   buckets.finish();
-  EXPECT_EQ(ranges(m, comm), (std::vector<Range>{{0, 21}}));
+  EXPECT_EQ(ranges(m, comm), (std::vector<Range>{{0 * U, 21 * U}}));
   expect_summed_once(m, comm);
 }
 
@@ -315,15 +322,15 @@ TEST(GradBuckets, BucketsSmallerThanOneParam) {
   {
     Model m;
     FakeComm comm(2, *m.store);
-    GradBuckets buckets(*m.store, comm, 3 * sizeof(float));
-    buckets.ready(m.get("c.weight"));  // 7 elements: two buckets of 3, [6, 7) waits
-    EXPECT_EQ(ranges(m, comm), (std::vector<Range>{{0, 3}, {3, 6}}));
-    buckets.ready(m.get("b.weight"));  // up to 12
-    EXPECT_EQ(ranges(m, comm, 2), (std::vector<Range>{{6, 9}, {9, 12}}));
-    buckets.ready(m.get("a.bias"));  // up to 15
-    EXPECT_EQ(ranges(m, comm, 4), (std::vector<Range>{{12, 15}}));
-    buckets.ready(m.get("a.weight"));  // up to 21
-    EXPECT_EQ(ranges(m, comm, 5), (std::vector<Range>{{15, 18}, {18, 21}}));
+    GradBuckets buckets(*m.store, comm, 3 * U * sizeof(float));
+    buckets.ready(m.get("c.weight"));  // 7U elements: two buckets of 3U, [6U, 7U) waits
+    EXPECT_EQ(ranges(m, comm), (std::vector<Range>{{0 * U, 3 * U}, {3 * U, 6 * U}}));
+    buckets.ready(m.get("b.weight"));  // up to 12U
+    EXPECT_EQ(ranges(m, comm, 2), (std::vector<Range>{{6 * U, 9 * U}, {9 * U, 12 * U}}));
+    buckets.ready(m.get("a.bias"));  // up to 15U
+    EXPECT_EQ(ranges(m, comm, 4), (std::vector<Range>{{12 * U, 15 * U}}));
+    buckets.ready(m.get("a.weight"));  // up to 21U
+    EXPECT_EQ(ranges(m, comm, 5), (std::vector<Range>{{15 * U, 18 * U}, {18 * U, 21 * U}}));
     buckets.finish();  // nothing left
     EXPECT_EQ(comm.calls.size(), 7u);
     expect_summed_once(m, comm);
@@ -334,15 +341,15 @@ TEST(GradBuckets, BucketsSmallerThanOneParam) {
     FakeComm comm(2, *m.store);
     GradBuckets buckets(*m.store, comm, 1);
     buckets.ready(m.get("c.weight"));
-    EXPECT_EQ(comm.calls.size(), 7u);
+    EXPECT_EQ(comm.calls.size(), 7 * U);
     for (size_t i = 0; i < comm.calls.size(); ++i) {
       EXPECT_EQ(m.offset(comm.calls[i]), i);
       EXPECT_EQ(comm.calls[i].n, 1u);
     }
     for (const Param* p : m.backward_order()) buckets.ready(p);
-    EXPECT_EQ(comm.calls.size(), 21u);
+    EXPECT_EQ(comm.calls.size(), 21 * U);
     buckets.finish();
-    EXPECT_EQ(comm.calls.size(), 21u);
+    EXPECT_EQ(comm.calls.size(), 21 * U);
     expect_summed_once(m, comm);
   }
 }
@@ -359,7 +366,7 @@ TEST(GradBuckets, EveryBucketSizeInBackwardOrder) {
     for (const Param* p : m.backward_order()) {
       buckets.ready(p);
       if (p->summed_over_workers())
-        final_end = m.store->offset_of(p) + static_cast<size_t>(p->local_shape().numel());
+        final_end = m.store->offset_of(p) + static_cast<size_t>(p->stored_numel());
       size_t launched_end = 0;
       for (const AllReduceCall& c : comm.calls) {
         EXPECT_EQ(m.offset(c), launched_end) << "buckets launch in buffer order, back to back";
@@ -378,10 +385,33 @@ TEST(GradBuckets, EveryBucketSizeInBackwardOrder) {
   }
 }
 
+// A param that does not fill its last 64-float slot: its gradient counts as final up to the end
+// of the slot, so the zero gap goes out in the same buckets (ParamStore pads every param to 256
+// bytes; the cost model counts the gaps the same way).
+TEST(GradBuckets, AGapTravelsWithItsParam) {
+  std::unique_ptr<Backend> backend = make_cpu_backend();
+  Param x = make_param("x.weight", Shape{5}, GradKind::Summed);
+  Param y = make_param("y.weight", Shape{7, 10}, GradKind::Summed);  // 70: two slots
+  ParamStore store({&x, &y}, *backend);
+  ASSERT_EQ(store.summed_size(), 3 * U);
+  for (size_t i = 0; i < store.summed_size(); ++i) store.summed_grads()[i] = 1.f + i;
+  FakeComm comm(2, store);
+  GradBuckets buckets(store, comm, 32 * sizeof(float));
+  buckets.ready(&y);  // [0, 128) final: four buckets, the gap [70, 128) with them
+  ASSERT_EQ(comm.calls.size(), 4u);
+  EXPECT_EQ(comm.calls.back().buf + comm.calls.back().n, store.summed_grads() + 2 * U);
+  buckets.ready(&x);  // [128, 192): two more; x's gap [133, 192) included
+  EXPECT_EQ(comm.calls.size(), 6u);
+  buckets.finish();
+  EXPECT_EQ(comm.calls.size(), 6u) << "nothing is left for finish";
+  for (size_t i = 0; i < store.summed_size(); ++i)
+    ASSERT_EQ(store.summed_grads()[i], 2.f * (1.f + i)) << "element " << i;
+}
+
 TEST(GradBuckets, StartsAfreshEachStep) {
   Model m;
   FakeComm comm(2, *m.store);
-  GradBuckets buckets(*m.store, comm, 4 * sizeof(float));
+  GradBuckets buckets(*m.store, comm, 4 * U * sizeof(float));
   for (const Param* p : m.backward_order()) buckets.ready(p);
   buckets.finish();
   std::vector<Range> first = ranges(m, comm);
@@ -396,7 +426,7 @@ TEST(GradBuckets, StartsAfreshEachStep) {
 TEST(GradBuckets, OneWorkerMovesNothing) {
   Model m;
   FakeComm comm(1, *m.store);
-  GradBuckets buckets(*m.store, comm, 4 * sizeof(float));
+  GradBuckets buckets(*m.store, comm, 4 * U * sizeof(float));
   for (const Param* p : m.backward_order()) buckets.ready(p);
   buckets.finish();
   EXPECT_TRUE(comm.calls.empty());

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "owt/nn/param.h"
 #include "owt/parallel/memory_model.h"
 #include "owt/parallel/network.h"
 #include "owt/train/model_config.h"
@@ -16,7 +17,8 @@ namespace {
 // input (1, 4, 4) -> c1 (2, 4, 4): 18 + 2 params, replicated -> r1 in place -> fc1 (5) of
 // 32 inputs: 160 + 5, column-parallel and gathered -> fc2 (7): 35 + 7, column-parallel, a class
 // shard for the loss. 5 and 7 do not divide by 2 or 3: fc1 rows 2|3 and 1|2|2, fc2 rows 3|4
-// and 2|2|3.
+// and 2|2|3. The store gives every param whole 64-float slots (P below), which at this size
+// is most of it.
 std::string net_text(const std::string& transition, bool conv = true) {
   return std::string("name: m\ninput: [1, 4, 4]\nclasses: 7\nlayers:\n") +
          (conv ? "  - {name: c1, type: conv, filters: 2, size: 3, pad: 1}\n"
@@ -41,6 +43,9 @@ MemoryRun run_of(int workers, ParallelMode mode = ParallelMode::Owt) {
 }
 
 constexpr int64_t F = 4;  // bytes per float
+int64_t P(int64_t n) { return padded_numel(n); }  // floats a param of n takes in the store
+const int64_t kConv = P(18) + P(2);               // c1, replicated on every worker
+const int64_t kAll = kConv + P(160) + P(5) + P(35) + P(7);  // every param, unsharded
 
 TEST(MemoryModel, ParamsGradsAndMomentumOfEachShard) {
   const NetworkSpec spec = spec_of("allgather");
@@ -48,10 +53,13 @@ TEST(MemoryModel, ParamsGradsAndMomentumOfEachShard) {
     int workers, rank;
     int64_t floats;
   };
-  // conv 20 on every worker; fc1 (rows x 32 + rows); fc2 (rows x 5 + rows).
-  const Case cases[] = {{1, 0, 20 + 165 + 42},
-                        {2, 0, 20 + 66 + 18}, {2, 1, 20 + 99 + 24},
-                        {3, 0, 20 + 33 + 12}, {3, 1, 20 + 66 + 12}, {3, 2, 20 + 66 + 18}};
+  // conv on every worker; fc1 (rows x 32 + rows); fc2 (rows x 5 + rows).
+  const Case cases[] = {{1, 0, kAll},
+                        {2, 0, kConv + P(64) + P(2) + P(15) + P(3)},
+                        {2, 1, kConv + P(96) + P(3) + P(20) + P(4)},
+                        {3, 0, kConv + P(32) + P(1) + P(10) + P(2)},
+                        {3, 1, kConv + P(64) + P(2) + P(10) + P(2)},
+                        {3, 2, kConv + P(64) + P(2) + P(15) + P(3)}};
   for (const Case& c : cases) {
     const MemoryEstimate m = estimate_memory(spec, run_of(c.workers), c.rank);
     EXPECT_EQ(m.parameters, c.floats * F) << "K = " << c.workers << ", rank " << c.rank;
@@ -61,16 +69,16 @@ TEST(MemoryModel, ParamsGradsAndMomentumOfEachShard) {
   for (int K : {1, 2, 3})
     for (int r = 0; r < K; ++r) {
       const MemoryEstimate dp = estimate_memory(spec, run_of(K, ParallelMode::DataOnly), r);
-      EXPECT_EQ(dp.parameters, 227 * F);
-      EXPECT_EQ(dp.gradients, 227 * F);
-      EXPECT_EQ(dp.optimizer_state, 227 * F);
+      EXPECT_EQ(dp.parameters, kAll * F);
+      EXPECT_EQ(dp.gradients, kAll * F);
+      EXPECT_EQ(dp.optimizer_state, kAll * F);
     }
 }
 
 TEST(MemoryModel, TheLargestWorkerHoldsTheWidestShards) {
   const MemoryEstimate m = estimate_memory_largest(spec_of("allgather"), run_of(3));
   EXPECT_EQ(m.rank, 2);
-  EXPECT_EQ(m.parameters, 104 * F);
+  EXPECT_EQ(m.parameters, (kConv + P(64) + P(2) + P(15) + P(3)) * F);
 }
 
 TEST(MemoryModel, StepBuffersOfTheAllgatherTransition) {
@@ -84,7 +92,7 @@ TEST(MemoryModel, StepBuffersOfTheAllgatherTransition) {
   // gathered rows (6, 32) and this worker's rows of their gradient (3, 32).
   EXPECT_EQ(m.transition, (192 + 96) * F);
   // c1's gradient is summed over the workers: one copy in MPI's all-reduce.
-  EXPECT_EQ(m.communication, 20 * F);
+  EXPECT_EQ(m.communication, kConv * F);
   ASSERT_FALSE(m.largest.empty());
   for (size_t i = 1; i < m.largest.size(); ++i) EXPECT_GE(m.largest[i - 1].bytes, m.largest[i].bytes);
   EXPECT_EQ(m.peak(), m.parameters + m.gradients + m.optimizer_state + m.activation_total() +
@@ -103,7 +111,7 @@ TEST(MemoryModel, StepBuffersOfThePipelinedTransition) {
   // gathered (6, 32), own gradient (3, 32), two blocks (3, 32), staging (6, 32).
   EXPECT_EQ(m.transition, (192 + 96 + 2 * 96 + 192) * F);
   // The K block gradients being reduced (6, 32), and c1's all-reduce.
-  EXPECT_EQ(m.communication, (192 + 20) * F);
+  EXPECT_EQ(m.communication, (192 + kConv) * F);
 }
 
 TEST(MemoryModel, OneWorkerGathersNothing) {
@@ -119,7 +127,7 @@ TEST(MemoryModel, DataParallelKeepsEveryRowLocal) {
   EXPECT_EQ(m.activations, (48 + 96 + 15 + 21) * F);
   EXPECT_EQ(m.activation_grads, (15 + 96 + 21) * F);
   EXPECT_EQ(m.transition, 0);
-  EXPECT_EQ(m.communication, 227 * F);  // every gradient is all-reduced
+  EXPECT_EQ(m.communication, kAll * F);  // every gradient is all-reduced
 }
 
 TEST(MemoryModel, LayerScratchAndTheLossHostCopy) {

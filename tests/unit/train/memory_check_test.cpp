@@ -129,7 +129,8 @@ TEST(MemoryCheck, RefusesWithBothNumbersAndPassesWhenItFits) {
 
   opt.skip_memory_check = true;
   const MemoryEstimate est = check_memory(cfg, opt, *backend, *comm, 100, 10);
-  EXPECT_EQ(est.parameters, (8 * 9 + 8 + 1152 * 4000 + 4000 + 40010) * 4);
+  // Each param in whole 64-float slots: 72 -> 128, 8 -> 64, 4000 -> 4032, 10 -> 64.
+  EXPECT_EQ(est.parameters, (128 + 64 + 1152 * 4000 + 4032 + 40000 + 64) * 4);
 
   opt.skip_memory_check = false;
   setenv("OWT_MEMORY_LIMIT_BYTES", "100000000000", 1);  // 100 GB
