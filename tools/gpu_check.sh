@@ -5,6 +5,12 @@
 # (models/alexnet_owt.yaml, 224x224, batch 128, 30 timed steps) with `owt bench` and
 # torchvision's AlexNet with PyTorch in tf32 and bf16, and prints images/s, the ratio, peak GPU
 # memory and whether PyTorch's loss is finite and falls (owt's is a gpu test: GpuAlexNet).
+# Last, for the step-time model (docs/REPRODUCE.md): AlexNet-OWT's per-layer GPU times
+# (`owt bench --profile --json`) and `owt plan` predictions for K = 2, 4, 8 GPUs from them over
+# an ASSUMED link (OWT_CHECK_LINK_GBS, default 450 GB/s per direction: NVLink 4's 900 GB/s
+# bidirectional; overlap 1 as NCCL runs on its own stream). One GPU cannot time collectives,
+# so there is no measured comm file: a multi-GPU machine gives one with
+# `mpirun -np K owt bench --comm --json --device cuda`.
 #
 # The GPU machine has CUDA 13, cuDNN, NCCL and PyTorch but no -dev packages (yaml-cpp, CLI11,
 # oneDNN, OpenBLAS, GTest) and no network: owt cannot be built there. It is built HERE and
@@ -25,10 +31,11 @@
 #
 # Phases and their budgets (seconds; each killed at its budget, the whole at most 540 s):
 #   setup 20 | gpu-tests 150 | memcheck 110 | owt-tf32 50 | torch-tf32 50 | owt-bf16 50 |
-#   torch-bf16 50 | summary 10: 490 s.
+#   torch-bf16 50 | step-model 30 | summary 10: 520 s.
 # Every log and summary.json / summary.txt are written as the phases end, under $OUT when set
 # (the device tool brings $OUT back even after a timeout), else build-bundle/gpu-check-logs/:
-#   setup.log gpu_tests.log gpu_tests.xml memcheck.log bench.log summary.json summary.txt
+#   setup.log gpu_tests.log gpu_tests.xml memcheck.log bench.log step_model.log summary.json
+#   summary.txt step_model/{gpu_profile_alexnet_owt.json, gpu_plan_alexnet_owt_k{2,4,8}.json}
 # The summary table is printed last.
 #
 # OWT_GPU_CHECK_DRY=1 runs everything but the GPU: the bundle check and unpacking, the library
@@ -36,13 +43,14 @@
 # command and its log instead of running, and the summary is written.
 #
 # Environment: OWT_GPU_BUNDLE (bundle path), OWT_CHECK_ITERS (30), OWT_CHECK_BATCH (128),
-# OWT_GPU_CHECK_DRY, OUT, JOBS (build parallelism for --bundle, default 2).
+# OWT_CHECK_LINK_GBS (450), OWT_GPU_CHECK_DRY, OUT, JOBS (build parallelism for --bundle, 2).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUNDLE_TAR=${OWT_GPU_BUNDLE:-$ROOT/build-bundle/owt-gpu-bundle.tar.gz}
 ITERS=${OWT_CHECK_ITERS:-30}
 BATCH=${OWT_CHECK_BATCH:-128}
+LINK_GBS=${OWT_CHECK_LINK_GBS:-450}
 DRY=${OWT_GPU_CHECK_DRY:-0}
 [[ $DRY == 0 ]] && DRY=
 MODEL=$ROOT/models/alexnet_owt.yaml
@@ -106,8 +114,8 @@ OVERALL=0
 
 # Budgets; their sum plus the summary's stays within LIMIT (checked at start).
 declare -A BUDGET=([setup]=20 [gpu-tests]=150 [memcheck]=110 [owt-tf32]=50 [torch-tf32]=50
-                   [owt-bf16]=50 [torch-bf16]=50 [summary]=10)
-ORDER=(setup gpu-tests memcheck owt-tf32 torch-tf32 owt-bf16 torch-bf16 summary)
+                   [owt-bf16]=50 [torch-bf16]=50 [step-model]=30 [summary]=10)
+ORDER=(setup gpu-tests memcheck owt-tf32 torch-tf32 owt-bf16 torch-bf16 step-model summary)
 
 # Directories holding cuBLAS / cuDNN / NCCL / cudart on this machine, ':'-joined.
 cuda_lib_dirs() {
@@ -167,9 +175,9 @@ write_summary() {
   printf '%s' "$PHASES" >"$WORK/phases.txt"
   printf '%s' "$BENCH" >"$WORK/bench.txt"
   python3 - "$WORK" "$LOGS" "$LIMIT" "${GPU_NAME:-none}" "$BATCH" "$ITERS" "${COMMIT:-unknown}" \
-            "${DRY:+dry-run}" <<'PY' || echo "gpu_check: could not write the summary" >&2
-import json, os, sys, time
-work, logs, limit, gpu, batch, iters, commit, dry = sys.argv[1:9]
+            "${DRY:+dry-run}" "$LINK_GBS" <<'PY' || echo "gpu_check: could not write the summary" >&2
+import glob, json, os, sys, time
+work, logs, limit, gpu, batch, iters, commit, dry, link_gbs = sys.argv[1:10]
 phases = []
 for line in open(os.path.join(work, "phases.txt")):
     f = line.split()
@@ -199,10 +207,19 @@ try:
                 except ValueError: pass
 except OSError:
     pass
+plans = {}  # K -> the step model's prediction from the GPU profile over the assumed link
+for path in sorted(glob.glob(os.path.join(logs, "step_model", "gpu_plan_alexnet_owt_k*.json"))):
+    try:
+        p = json.load(open(path))
+        plans[str(p["workers"])] = dict(step_seconds=p["step_seconds"], speedup=p["speedup"],
+                                        step_seconds_dp=p["step_seconds_dp"], speedup_dp=p["speedup_dp"],
+                                        file=os.path.relpath(path, logs))
+    except (OSError, ValueError, KeyError):
+        pass
 summary = dict(date=time.strftime("%Y-%m-%d %H:%M:%S %Z"), dry_run=bool(dry), gpu=gpu,
                commit=commit, batch=int(batch), iters=int(iters), limit_s=int(limit),
                worst_case_s=sum(p["budget_s"] for p in phases), phases=phases, gpu_tests=tests,
-               bench=bench)
+               bench=bench, step_model=dict(assumed_link_gbs=float(link_gbs), plans=plans))
 tmp = os.path.join(logs, "summary.json.tmp")
 with open(tmp, "w") as f: json.dump(summary, f, indent=1)
 os.replace(tmp, os.path.join(logs, "summary.json"))
@@ -226,6 +243,13 @@ if bench:
                    f"{fmt(r['torch_peak_mib'], 0):>10} {fmt(r['torch_smi_mib'], 0):>9}  {loss}")
     out += ["peak: allocator peak in use (owt: cuda_memory_stats; torch: max_memory_allocated);",
             "smi: max nvidia-smi memory.used minus idle (context, handles and cached blocks too)."]
+if plans:
+    out += ["", f"step model from this GPU's AlexNet-OWT layer times, batch {batch} per GPU, over an ASSUMED "
+            f"{float(link_gbs):g} GB/s link (overlap 1); predicted, not measured:",
+            f"{'K':>3} {'owt step ms':>12} {'speedup':>8} {'dp step ms':>11} {'speedup':>8}"]
+    for k, p in sorted(plans.items(), key=lambda kv: int(kv[0])):
+        out.append(f"{k:>3} {1e3 * p['step_seconds']:>12.2f} {p['speedup']:>8.2f} "
+                   f"{1e3 * p['step_seconds_dp']:>11.2f} {p['speedup_dp']:>8.2f}")
 with open(os.path.join(logs, "summary.txt"), "w") as f: f.write("\n".join(out) + "\n")
 PY
 }
@@ -376,6 +400,30 @@ phase_bench() {  # phase_bench PRECISION
   write_summary
 }
 
+# The step-time model's inputs from this GPU: AlexNet-OWT's layer times (tf32, one GPU), and
+# `owt plan` predictions for K = 2, 4, 8 over the assumed link, all under $LOGS/step_model/.
+phase_step_model() {
+  local t0=$SECONDS log=$LOGS/step_model.log rc=0 dir=$LOGS/step_model
+  local model=$WORK/alexnet_owt_tf32.yaml profile=$dir/gpu_profile_alexnet_owt.json
+  mkdir -p "$dir" && : >"$log"
+  [[ -f $model ]] || { grep -v '^precision:' "$MODEL" >"$model"; printf '\nprecision: tf32\n' >>"$model"; }
+  say "step model: owt bench --profile, then owt plan K=2,4,8 over an assumed ${LINK_GBS} GB/s link: budget ${BUDGET[step-model]}s, log $log"
+  timed step-model "$log" bash -c '
+    set -e
+    owt=$1 ld=$2 model=$3 batch=$4 profile=$5 dir=$6 gbs=$7
+    env LD_LIBRARY_PATH="$ld" "$owt" bench "$model" --device cuda --batch "$batch" --iters 10 \
+      --profile --json >"$profile"
+    cat "$profile"
+    for k in 2 4 8; do
+      env LD_LIBRARY_PATH="$ld" "$owt" plan "$model" --workers "$k" --batch "$batch" --profile "$profile" \
+        --bandwidth "$gbs" --overlap 1 --json >"$dir/gpu_plan_alexnet_owt_k$k.json"
+    done
+    echo "plans: $dir/gpu_plan_alexnet_owt_k{2,4,8}.json"' \
+    _ "$OWT" "$OWT_LD" "$model" "$BATCH" "$profile" "$dir" "$LINK_GBS" || rc=$?
+  record_phase step-model "$(status_of $rc)" "$rc" $((SECONDS - t0)) "$log"
+  [[ -n $DRY ]] || ((rc == 0)) || OVERALL=1
+}
+
 run_check() {
   local total=0 p
   for p in "${ORDER[@]}"; do total=$((total + BUDGET[$p])); done
@@ -386,7 +434,8 @@ run_check() {
 cannot be built here: no yaml-cpp, oneDNN, OpenBLAS or GTest)"
   command -v python3 >/dev/null || die "python3 not found"
   mkdir -p "$LOGS" || die "cannot create $LOGS"
-  rm -f "$LOGS"/{setup.log,gpu_tests.log,gpu_tests.xml,memcheck.log,bench.log,summary.json,summary.txt}
+  rm -f "$LOGS"/{setup.log,gpu_tests.log,gpu_tests.xml,memcheck.log,bench.log,step_model.log,summary.json,summary.txt}
+  rm -rf "$LOGS/step_model"
   say "worst case ${total}s of at most ${LIMIT}s; logs and summary in $LOGS${DRY:+ (dry run)}"
   for p in "${ORDER[@]}"; do printf '  %-11s %4ss\n' "$p" "${BUDGET[$p]}"; done
 
@@ -400,6 +449,7 @@ cannot be built here: no yaml-cpp, oneDNN, OpenBLAS or GTest)"
   phase_memcheck
   phase_bench tf32
   phase_bench bf16
+  phase_step_model
   record_phase summary "$( [[ -n $DRY ]] && echo dry-run || { ((OVERALL == 0)) && echo passed || echo failed; })" \
     "$OVERALL" 0 "$LOGS/summary.txt"
   say "done in $((SECONDS - STARTED))s; logs in $LOGS"

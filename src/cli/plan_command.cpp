@@ -2,7 +2,8 @@
 // per layer, elements each worker sends per step under data, model and owt's hybrid parallelism,
 // and the memory each worker holds under both (parallel/memory_model.h). With
 // `--profile P.json --comm C.json` the step times come from the step-time model instead
-// (parallel/step_time_model.h): measured layer times and collectives, with their overlap.
+// (parallel/step_time_model.h): measured layer times and collectives, with their overlap;
+// `--profile P.json --bandwidth GB/s [--overlap F]` puts an assumed link under measured times.
 // A model with `parallel: auto` layers is placed first (parallel/auto_parallel.h) and the
 // candidates are listed.
 // The model file needs only name, input, classes and layers (and parallel); --batch stands in
@@ -145,14 +146,22 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
                   "Compute threads per worker for the memory estimate (0: cores / workers)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--profile", args->profile,
-                  "One worker's layer times (owt bench MODEL --profile --json); with --comm")
+                  "One worker's layer times (owt bench MODEL --profile --json); with --comm, or with "
+                  "--bandwidth (and --overlap) for an assumed link")
       ->check(CLI::ExistingFile);
   cmd->add_option("--comm", args->comm, "Collective timings (mpirun ... owt bench --comm --json); with --profile")
       ->check(CLI::ExistingFile);
   cmd->add_flag("--json", args->json, "Print one JSON object");
   cmd->callback([args, &run, bandwidth, flops, overlap] {
-    if (args->profile.empty() != args->comm.empty())
-      throw CLI::ValidationError("--profile and --comm go together: the step-time model needs both");
+    // The step-time model needs layer times and a link: measured (--comm) or assumed (--bandwidth,
+    // e.g. a profile taken on one GPU, whose collectives one GPU cannot time).
+    if (!args->comm.empty() && args->profile.empty())
+      throw CLI::ValidationError("--comm goes with --profile: the step-time model needs the layer times too");
+    if (!args->profile.empty() && args->comm.empty() && bandwidth->count() == 0)
+      throw CLI::ValidationError("--profile needs the link: --comm C.json (measured collectives) or "
+                                 "--bandwidth GB/s (assumed, with --overlap)");
+    if (!args->comm.empty() && bandwidth->count() + overlap->count() > 0)
+      throw CLI::ValidationError("--comm and --bandwidth/--overlap both describe the link: give one");
     args->figures_given = bandwidth->count() + flops->count() + overlap->count() > 0;
     run = [args](Communicator& comm) {
       if (comm.rank() != 0) return 0;
@@ -167,9 +176,15 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
       const bool measured = !args->profile.empty();
       StepProfile profile;
       CommCalibration link;
+      std::string link_source = args->comm;  // what the prediction's link came from
       if (measured) {
         profile = load_step_profile(args->profile);
-        link = load_comm_calibration(args->comm);
+        if (!args->comm.empty()) {
+          link = load_comm_calibration(args->comm);
+        } else {
+          link = calibration_from_bandwidth(args->bandwidth_gbs * 1e9, args->workers, args->overlap);
+          link_source = cat("assumed ", args->bandwidth_gbs, " GB/s per worker, overlap ", args->overlap);
+        }
       }
       AutoChoice choice;
       const AutoParallelInputs& own = cfg.net.parallel.auto_inputs;
@@ -214,7 +229,7 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
         if (measured)
           std::printf(", \"prediction\": {\"profile\": %s, \"comm\": %s, \"hybrid\": %s, "
                       "\"data_parallel\": %s, \"one_worker\": %s}",
-                      json_string(args->profile).c_str(), json_string(args->comm).c_str(),
+                      json_string(args->profile).c_str(), json_string(link_source).c_str(),
                       prediction_json(m.hybrid).c_str(), prediction_json(m.dp).c_str(),
                       prediction_json(m.one).c_str());
         std::printf("}\n");
@@ -244,7 +259,7 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
       if (measured) {
         std::printf("predicted step from %s and %s: one worker on the global batch %.4g s; %d workers: "
                     "owt %.4g s (speedup %.2fx), data-parallel %.4g s (speedup %.2fx)\n",
-                    args->profile.c_str(), args->comm.c_str(), r.step_seconds_one, r.workers,
+                    args->profile.c_str(), link_source.c_str(), r.step_seconds_one, r.workers,
                     r.step_seconds, r.speedup, r.step_seconds_dp, r.speedup_dp);
         print_prediction("owt hybrid", m.hybrid);
         print_prediction("data-parallel", m.dp);

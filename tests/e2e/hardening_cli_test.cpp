@@ -126,6 +126,40 @@ TEST(HardeningCli, PlanRunsOnAFileThatDescribesOnlyTheNetwork) {
   EXPECT_EQ(plan["layers"][3]["name"], "fc\"1") << r.out;  // after conv1, relu1, the transition
 }
 
+// A profile measured on one GPU has no collectives to go with it (one GPU cannot time them):
+// --bandwidth (and --overlap) put an assumed link under the measured layer times.
+TEST(HardeningCli, PlanPutsAnAssumedLinkUnderAMeasuredProfile) {
+  const std::string model = OWT_SOURCE_DIR "/models/fmnist.yaml";
+  const std::string profile = OWT_SOURCE_DIR "/docs/step_model/profile_fmnist.json";
+  auto plan = [&](const std::string& gbs) {
+    CliResult r = run_owt({"plan", model, "--workers", "4", "--batch", "64", "--profile", profile,
+                           "--bandwidth", gbs, "--overlap", "0", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.exit_code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json{};
+  };
+  const nlohmann::json slow = plan("0.01"), fast = plan("1000");
+  ASSERT_TRUE(slow.contains("prediction") && fast.contains("prediction"));
+  EXPECT_EQ(slow["prediction"]["comm"], "assumed 0.01 GB/s per worker, overlap 0");
+  // The layer times are the profile's either way; only the link differs.
+  EXPECT_EQ(slow["step_seconds_one_worker"], fast["step_seconds_one_worker"]);
+  EXPECT_GT(slow["prediction"]["hybrid"]["comm_seconds"].get<double>(),
+            1000 * fast["prediction"]["hybrid"]["comm_seconds"].get<double>());
+  EXPECT_GT(slow["step_seconds"].get<double>(), fast["step_seconds"].get<double>());
+  // A profile without any link, and two links at once, are refused as flag errors (CLI11's
+  // exit code and its "Run with --help" line), before anything is read or printed.
+  auto refused = [](const CliResult& r, const std::string& needle) {
+    EXPECT_EQ(r.exit_code, 105) << r.err;
+    EXPECT_TRUE(has(r.err, needle)) << needle << " in " << r.err;
+    EXPECT_EQ(r.out, "");
+  };
+  refused(run_owt({"plan", model, "--workers", "4", "--profile", profile}),
+          "--profile needs the link: --comm C.json (measured collectives) or --bandwidth GB/s");
+  refused(run_owt({"plan", model, "--workers", "4", "--profile", profile, "--comm", profile,
+                   "--bandwidth", "10"}),
+          "give one");
+  refused(run_owt({"plan", model, "--workers", "4", "--comm", profile}), "--comm goes with --profile");
+}
+
 TEST(HardeningCli, DataCheckTakesAFolderOfClassFoldersAndShowsNoLibraryLines) {
   if (!have_image_codec()) GTEST_SKIP() << "built without OpenCV";
   TempDir dir;
