@@ -5,8 +5,8 @@
 // accumulation (CUDNN_TENSOR_OP_MATH) and converts the result back (dw is accumulated in fp32).
 // A bf16 geometry for which cuDNN finds no engine (3-channel NCHW input, say) runs in TF32
 // instead, and says so once. cuDNN only ever sees 256-byte aligned pointers (cudaMalloc's
-// alignment): fp32 operands that are views at other offsets (parameters packed one after the
-// other) are staged through aligned scratch. Bias add and bias gradient use own kernels in
+// alignment; ParamStore starts every parameter on a 256-byte boundary): fp32 operands that are
+// views at other offsets (a block of activation rows, say) are staged through aligned scratch. Bias add and bias gradient use own kernels in
 // every mode (fp32, deterministic).
 #include "cuda_conv.h"
 
