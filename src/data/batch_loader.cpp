@@ -1,6 +1,6 @@
 // BatchLoader: the per-epoch keyed permutation (Fisher-Yates on Philox, Purpose::Shuffle), the
-// split of each global batch into worker rows, the prefetch queue, and decoding rows on the
-// pool threads (read_image, Transform) with unreadable examples replaced by a same-class one.
+// split of each global batch into worker rows, and the prefetch queue with its recycled host
+// buffers (next, load). Decoding rows on the pool threads is batch_loader_rows.cpp.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -90,8 +90,24 @@ int64_t BatchLoader::skipped() const {
   return data_.skipped_at_open() + static_cast<int64_t>(pool_->bad.size());
 }
 
-std::shared_ptr<BatchLoader::Job> BatchLoader::submit(int64_t epoch, int64_t index, float* x,
-                                                      int32_t* labels) {
+// A buffer for b rows: a recycled one once no upload reads it any more, else a new one.
+std::shared_ptr<HostBuffer> BatchLoader::take_buffer() {
+  if (!spare_.empty()) {
+    std::shared_ptr<HostBuffer> buf = std::move(spare_.back());
+    spare_.pop_back();
+    buf->wait_unused();
+    return buf;
+  }
+  const size_t bytes =
+      static_cast<size_t>(spec_.batch * transform_.output_shape().numel()) * sizeof(float);
+  std::shared_ptr<HostBuffer> buf =
+      spec_.host_buffers ? spec_.host_buffers(bytes) : allocate_aligned_host(bytes);
+  OWT_CHECK(buf && buf->bytes() >= bytes, "data loader: host buffer of ", buf ? buf->bytes() : 0,
+            " bytes for a batch of ", bytes);
+  return buf;
+}
+
+std::shared_ptr<BatchLoader::Job> BatchLoader::submit(int64_t epoch, int64_t index) {
   auto job = std::make_shared<Job>();
   job->epoch = epoch;
   job->index = index;
@@ -99,21 +115,10 @@ std::shared_ptr<BatchLoader::Job> BatchLoader::submit(int64_t epoch, int64_t ind
   const std::vector<int64_t>& ord = order(epoch);
   const int64_t first = index * spec_.batch * spec_.workers + global_row0(index);
   job->examples.assign(ord.begin() + first, ord.begin() + first + job->rows);
-  const int64_t numel = transform_.output_shape().numel();
-  job->numel = numel;
-  if (x) {
-    job->x = x;
-    job->labels = labels;
-  } else {
-    if (!spare_.empty()) {
-      job->own_x = std::move(spare_.back());
-      spare_.pop_back();
-    }
-    job->own_x.resize(static_cast<size_t>(job->rows * numel));
-    job->own_labels.resize(job->rows);
-    job->x = job->own_x.data();
-    job->labels = job->own_labels.data();
-  }
+  job->numel = transform_.output_shape().numel();
+  job->images = take_buffer();
+  job->x = job->images->f32();
+  job->labels.resize(job->rows);
   // Row ranges small enough that every thread gets several.
   const int64_t chunk = std::max<int64_t>(1, job->rows / (4 * spec_.threads));
   {
@@ -127,27 +132,46 @@ std::shared_ptr<BatchLoader::Job> BatchLoader::submit(int64_t epoch, int64_t ind
   return job;
 }
 
-void BatchLoader::load(int64_t epoch, int64_t index, float* x, int32_t* labels) {
+// Drops the prefetch queue: queued row ranges are removed, running ones stop after their row,
+// and each job's buffer is recycled once no thread writes it.
+void BatchLoader::cancel_pending() {
+  {
+    std::lock_guard<std::mutex> lock(pool_->mu);
+    for (auto& p : pending_) p->cancelled = true;
+    auto& q = pool_->tasks;
+    for (const Pool::Task& t : q)
+      if (t.job->cancelled) {
+        std::lock_guard<std::mutex> job_lock(t.job->mu);
+        --t.job->remaining;
+      }
+    q.erase(std::remove_if(q.begin(), q.end(), [](const Pool::Task& t) { return t.job->cancelled.load(); }),
+            q.end());
+  }
+  for (auto& p : pending_) {
+    std::unique_lock<std::mutex> lock(p->mu);
+    p->done_cv.wait(lock, [&] { return p->remaining == 0; });
+    spare_.push_back(std::move(p->images));
+  }
+  pending_.clear();
+}
+
+LoadedBatch BatchLoader::next(int64_t epoch, int64_t index) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t n_batches = batches_per_epoch();
   OWT_CHECK(index >= 0 && index < n_batches, "batch ", index, " of ", n_batches);
   // Without shuffling or augmentation every epoch is the same: key them all as epoch 0.
   if (!spec_.shuffle && !spec_.train) epoch = 0;
+  // The batch handed over last is no longer the caller's: its buffer takes a later batch.
+  if (current_) spare_.push_back(std::move(current_->images));
+  current_.reset();
 
   std::shared_ptr<Job> job;
   if (!pending_.empty() && pending_.front()->epoch == epoch && pending_.front()->index == index) {
     job = pending_.front();
     pending_.pop_front();
-  } else {  // not the predicted batch: drop the queue, decode this one straight into x
-    {
-      std::lock_guard<std::mutex> lock(pool_->mu);
-      for (auto& p : pending_) p->cancelled = true;
-      auto& q = pool_->tasks;
-      q.erase(std::remove_if(q.begin(), q.end(), [](const Pool::Task& t) { return t.job->cancelled.load(); }),
-              q.end());
-    }
-    pending_.clear();
-    job = submit(epoch, index, x, labels);
+  } else {  // not the predicted batch: drop the queue, decode this one now
+    cancel_pending();
+    job = submit(epoch, index);
   }
   // Queue the batches that should come next, behind this one.
   int64_t next_epoch = epoch, next_index = index;
@@ -157,19 +181,27 @@ void BatchLoader::load(int64_t epoch, int64_t index, float* x, int32_t* labels) 
       next_index = 0;
       if (spec_.shuffle || spec_.train) ++next_epoch;
     }
-    pending_.push_back(submit(next_epoch, next_index, nullptr, nullptr));
+    pending_.push_back(submit(next_epoch, next_index));
   }
   {
     std::unique_lock<std::mutex> lock(job->mu);
     job->done_cv.wait(lock, [&] { return job->remaining == 0; });
   }
-  if (job->x != x && job->rows > 0) {
-    std::memcpy(x, job->x, job->own_x.size() * sizeof(float));
-    std::memcpy(labels, job->labels, job->own_labels.size() * sizeof(int32_t));
-    spare_.push_back(std::move(job->own_x));
-  }
+  current_ = job;
   wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (job->failure) std::rethrow_exception(job->failure);
+  return LoadedBatch{*job->images, job->labels.data(), job->rows};
+}
+
+void BatchLoader::load(int64_t epoch, int64_t index, float* x, int32_t* labels) {
+  const LoadedBatch batch = next(epoch, index);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t numel = transform_.output_shape().numel();
+  if (batch.rows > 0) {
+    std::memcpy(x, batch.images.data(), static_cast<size_t>(batch.rows * numel) * sizeof(float));
+    std::memcpy(labels, batch.labels, static_cast<size_t>(batch.rows) * sizeof(int32_t));
+  }
+  wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace owt

@@ -18,10 +18,9 @@ struct BatchLoader::Job {
   int64_t epoch = 0, index = 0, rows = 0;
   int64_t numel = 0;              // floats per output row
   std::vector<int64_t> examples;  // (rows) dataset index of each row
-  float* x = nullptr;             // (rows, C, H, W): the caller's buffer or `own_x`
-  int32_t* labels = nullptr;      // (rows)
-  std::vector<float> own_x;       // prefetched jobs decode here
-  std::vector<int32_t> own_labels;
+  std::shared_ptr<HostBuffer> images;  // room for b rows; rows (rows, C, H, W) decoded here
+  float* x = nullptr;                  // images->f32()
+  std::vector<int32_t> labels;         // (rows)
   std::atomic<bool> cancelled{false};
   std::mutex mu;
   std::condition_variable done_cv;

@@ -195,16 +195,15 @@ MemoryEstimate estimate_memory(const NetworkSpec& spec, const MemoryRun& run, in
     m.step_host = std::max(m.step_host, net.layer(i).host_scratch_bytes(forward_rows(i)));
   }
 
-  // Loaders (train and eval, batches of b): `prefetch` batches queued and the one being
-  // handed over, each (b, C, H, W); per decode thread an image and a resize buffer; the
-  // shuffle orders of two epochs (train) or one (eval), 8 bytes an example. The trainer's
-  // host batch (b, C, H, W) and labels (b and B).
+  // Loaders (train and eval, batches of b): `prefetch` batches queued and the one handed over
+  // (uploaded from where it lies, no copy of it), each (b, C, H, W); per decode thread an
+  // image and a resize buffer; the shuffle orders of two epochs (train) or one (eval), 8 bytes
+  // an example. The trainer's labels of the global batch (B).
   const int64_t example = spec.input.numel() * kFloat;
   const int64_t loader = (run.prefetch + 1) * b * (example + 4) + 2 * run.loader_threads * example;
-  m.data_loader = 2 * loader + 8 * (2 * run.train_examples + run.test_examples) + b * example +
-                  4 * (b + B);
-  // An evaluation's own host and device batch (b, C, H, W) and labels (B) on both.
-  m.evaluation = 2 * b * example + 2 * 4 * B;
+  m.data_loader = 2 * loader + 8 * (2 * run.train_examples + run.test_examples) + 4 * B;
+  // An evaluation's own device batch (b, C, H, W) and its labels (B) on the host and device.
+  m.evaluation = b * example + 2 * 4 * B;
   // Initialising a param stages its values on the host; saving a checkpoint streams one
   // tensor at a time. Both hold their largest param's buffers at most.
   const int64_t chunk = std::max<int64_t>(1, run.checkpoint_chunk / kFloat);

@@ -25,7 +25,7 @@ int64_t chunk_elements(size_t chunk_bytes) {
 }
 
 // A host buffer that grows on demand and is never zero-filled; growing drops the contents.
-class HostBuffer {
+class GrowingBuffer {
  public:
   float* get(int64_t n) {
     if (n > size_) {
@@ -146,7 +146,7 @@ void wait_politely(CommHandle& h) {
 // other is sent).
 void send_pieces(const std::vector<Step>& steps, const float* local, Backend& backend,
                  Communicator& comm) {
-  HostBuffer buf[2];
+  GrowingBuffer buf[2];
   std::unique_ptr<CommHandle> sent[2];
   int k = 0;
   for (const Step& s : steps) {
@@ -213,7 +213,7 @@ void write_param_tensor(StWriter* writer, size_t index, const Param& p, const Te
   OWT_CHECK(writer != nullptr, "rank 0 writes the checkpoint");
   // Step i arrives in buf[i % 2]; the receive of step i + 1 is posted before step i is
   // written, so the transfer of one overlaps the write of the other.
-  HostBuffer buf[2], assembled;
+  GrowingBuffer buf[2], assembled;
   std::unique_ptr<CommHandle> received[2];
   size_t posted = 0;
   auto post = [&](size_t i) {
@@ -265,7 +265,7 @@ void read_param_tensor(const StReader& reader, const StTensorInfo& tensor, const
   }
   const int64_t chunk = chunk_elements(chunk_bytes);
   float* out = dst.f32();
-  HostBuffer span, packed;
+  GrowingBuffer span, packed;
   if (outer > 1 && row <= chunk && run * static_cast<int64_t>(sizeof(float)) < kShortRunBytes) {
     // Short runs: read whole rows (all workers' parts) a chunk at a time, keep this worker's.
     const int64_t per_read = chunk / row;

@@ -93,8 +93,7 @@ EvalResult run_evaluation(HybridStep& stepper, Network* net, const Dataset& data
   const int K = comm.size();
   const int64_t B = batch * K;
   const float weight = 1.f / static_cast<float>(views.size());
-  std::vector<float> x_host(batch * input.numel());
-  std::vector<int32_t> local_labels(batch), labels_host;
+  std::vector<int32_t> labels_host;
   Tensor x_dev = backend.empty(input.with_batch(batch));
   Tensor labels_dev = backend.empty(Shape{B}, DType::I32);
   Tensor mean;  // logits averaged over the views, when there are several
@@ -109,8 +108,8 @@ EvalResult run_evaluation(HybridStep& stepper, Network* net, const Dataset& data
     backend.from_host(labels_host.data(), labels_dev.i32(), rows * sizeof(int32_t));
     Tensor logits;
     for (size_t v = 0; v < views.size(); ++v) {
-      views[v]->load(0, i, x_host.data(), local_labels.data());
-      backend.from_host(x_host.data(), x_dev.f32(), split.local() * input.numel() * sizeof(float));
+      const LoadedBatch loaded = views[v]->next(0, i);  // uploaded without a copy
+      backend.upload(loaded.images, 0, x_dev.f32(), split.local() * input.numel() * sizeof(float));
       logits = stepper.eval_logits(x_dev.rows(0, split.local()), split);
       if (views.size() == 1) break;
       if (v == 0) {

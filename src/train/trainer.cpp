@@ -158,6 +158,8 @@ class Run {
                  std::max(1, cfg_.data.threads)};
     s.prefetch = cfg_.data.prefetch;
     s.strict = cfg_.data.strict;
+    // Batches decoded into the backend's host buffers (page-locked on CUDA) upload uncopied.
+    s.host_buffers = [&backend = backend_](size_t bytes) { return backend.allocate_host(bytes); };
     return s;
   }
 
@@ -222,7 +224,7 @@ class Run {
     train_seconds_ += seconds;
     summary_.steps = step_;
     MetricsRecord tr = train_record(epoch, seen, seconds, lr, end - first);
-    tr.data_wait_s = train_loader_->wait_seconds() - wait0;  // time load() blocked
+    tr.data_wait_s = train_loader_->wait_seconds() - wait0;  // time next() blocked
     MetricsRecord ev = eval_record(epoch);
     ev.images_per_s = tr.images_per_s;
     if (metrics_) {
@@ -242,16 +244,16 @@ class Run {
   // Loads global batch `index` of `epoch` (this worker's rows, every row's label) and trains.
   EvalCounts train_batch(int64_t epoch, int64_t index, double lr) {
     const Shape& in = cfg_.net.input;
-    x_host_.resize(b_ * in.numel());
-    local_labels_.resize(b_);
     if (!x_dev_.defined()) {
       x_dev_ = backend_.empty(in.with_batch(b_));
       labels_dev_ = backend_.empty(Shape{B_}, DType::I32);
     }
     const BatchRows split = split_rows(B_, comm_.rank(), comm_.size());
-    train_loader_->load(epoch, index, x_host_.data(), local_labels_.data());
+    // The images go up straight from the loader's buffer (no copy on this thread; on CUDA the
+    // copy runs behind the call, and the loader waits for it before refilling the buffer).
+    const LoadedBatch batch = train_loader_->next(epoch, index);
     global_labels(*train_loader_, *train_set_, epoch, index, B_, B_, labels_host_);
-    backend_.from_host(x_host_.data(), x_dev_.f32(), x_host_.size() * sizeof(float));
+    backend_.upload(batch.images, 0, x_dev_.f32(), batch.rows * in.numel() * sizeof(float));
     backend_.from_host(labels_host_.data(), labels_dev_.i32(), B_ * sizeof(int32_t));
     return model_->train_step(x_dev_, labels_dev_, labels_host_.data(), split, step_, lr);
   }
@@ -330,8 +332,7 @@ class Run {
   int64_t step_ = 0, total_steps_ = 0;
   double train_seconds_ = 0;
   TrainSummary summary_;
-  std::vector<float> x_host_;                       // (b, C, H, W)
-  std::vector<int32_t> local_labels_, labels_host_;  // (b), (B)
+  std::vector<int32_t> labels_host_;  // (B)
   Tensor x_dev_, labels_dev_;
 };
 

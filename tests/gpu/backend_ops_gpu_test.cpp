@@ -3,8 +3,9 @@
 // 1e-2, relative to the largest reference magnitude), each convolution twice per shape (the
 // second time on the cached algorithm) and with parameter views that are not 256-byte aligned;
 // every other op once at 1e-5 (their maths is precision-independent); uploads past the staging
-// buffer and a grid-stride loop over more than 2^28 elements (GpuLarge: left out of
-// compute-sanitizer's run). Skipped without a CUDA device (failed under OWT_REQUIRE_GPU=1).
+// buffer (staged, and from allocate_host's pinned buffers refilled after wait_unused) and a
+// grid-stride loop over more than 2^28 elements (GpuLarge: left out of compute-sanitizer's run).
+// Skipped without a CUDA device (failed under OWT_REQUIRE_GPU=1).
 #include <gtest/gtest.h>
 
 #include "gpu_test_util.h"
@@ -383,6 +384,57 @@ TEST_F(GpuLarge, UploadsLargerThanTheStagingBuffer) {
     std::vector<float> back(n);
     gpu_->to_host(t.f32(), back.data(), n * sizeof(float));
     EXPECT_EQ(back, host) << n << " floats";
+  }
+}
+
+// allocate_host's page-locked buffer, past the staging limit: upload reads it on the stream
+// after the call returns (queued here behind a second of kernels), so the host refills it only
+// after wait_unused; both uploads (one at an offset) come back exactly.
+TEST_F(GpuLarge, UploadsFromPinnedHostBuffersAndRefillsAfterWaitUnused) {
+  const size_t n = size_t{70} << 20;  // 280 MiB
+  std::shared_ptr<HostBuffer> host = gpu_->allocate_host(n * sizeof(float));
+  ASSERT_GE(host->bytes(), n * sizeof(float));
+  float* h = host->f32();
+  for (size_t i = 0; i < n; ++i) h[i] = static_cast<float>(i % 1000003);
+  Tensor busy = gpu_->empty(Shape{int64_t{1} << 28});
+  for (int k = 0; k < 200; ++k) gpu_->fill(busy.f32(), size_t{1} << 28, 1.f);  // a busy stream
+  Tensor t = gpu_->empty(Shape{int64_t(n)});
+  gpu_->upload(*host, 0, t.f32(), n * sizeof(float));
+  host->wait_unused();  // the copy above has read every byte
+  for (size_t i = 0; i < n; ++i) h[i] = -static_cast<float>(i % 999983);
+  std::vector<float> back(n);
+  gpu_->to_host(t.f32(), back.data(), n * sizeof(float));
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; ++i) wrong += back[i] != static_cast<float>(i % 1000003);
+  EXPECT_EQ(wrong, 0u) << "the first upload saw the refill";
+
+  // Refilled: floats [1000, n) go to the start of t; its last 1000 floats keep the first upload.
+  gpu_->upload(*host, 1000 * sizeof(float), t.f32(), (n - 1000) * sizeof(float));
+  gpu_->to_host(t.f32(), back.data(), n * sizeof(float));
+  host->wait_unused();
+  wrong = 0;
+  for (size_t i = 0; i < n; ++i)
+    wrong += back[i] != (i < n - 1000 ? -static_cast<float>((i + 1000) % 999983)
+                                      : static_cast<float>(i % 1000003));
+  EXPECT_EQ(wrong, 0u) << "the refilled upload";
+  EXPECT_THROW(gpu_->upload(*host, 8, t.f32(), n * sizeof(float)), Error);
+}
+
+// Small uploads (also under compute-sanitizer): from the backend's pinned buffer, free to
+// refill after wait_unused, and from plain memory (not the backend's own, so staged like
+// from_host), free to refill as soon as upload returns.
+TEST_F(GpuExact, UploadsFromPinnedAndPlainHostBuffers) {
+  const size_t n = 100003;
+  const std::vector<float> x = random_floats(n, 30);
+  for (bool pinned : {true, false}) {
+    std::shared_ptr<HostBuffer> host =
+        pinned ? gpu_->allocate_host(n * sizeof(float)) : allocate_aligned_host(n * sizeof(float));
+    std::memcpy(host->data(), x.data(), n * sizeof(float));
+    Tensor t = gpu_->empty(Shape{int64_t(n)});
+    gpu_->upload(*host, 0, t.f32(), n * sizeof(float));
+    if (pinned) host->wait_unused();
+    std::memset(host->data(), 0, n * sizeof(float));
+    EXPECT_EQ(download(*gpu_, t, n), x) << (pinned ? "pinned" : "plain");
   }
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "owt/backend/elementwise.h"
+#include "owt/backend/host_buffer.h"
 #include "owt/core/tensor.h"
 
 namespace owt {
@@ -55,6 +56,19 @@ class Backend {
   virtual void copy(const void* src, void* dst, size_t bytes) = 0;           // device -> device
   virtual void to_host(const void* src, void* host_dst, size_t bytes) = 0;   // device -> host
   virtual void from_host(const void* host_src, void* dst, size_t bytes) = 0; // host -> device
+  // Host memory upload() reads without a staging copy (host_buffer.h): page-locked on CUDA;
+  // by default (the CPU) plain aligned memory.
+  virtual std::shared_ptr<HostBuffer> allocate_host(size_t bytes) {
+    return allocate_aligned_host(bytes);
+  }
+  // host -> device: src's bytes [src_offset, src_offset + bytes) to dst. From a buffer of this
+  // backend's allocate_host the copy may still be queued on return (CUDA): src.wait_unused()
+  // before writing src again. By default (the CPU, any other buffer) it is from_host.
+  virtual void upload(HostBuffer& src, size_t src_offset, void* dst, size_t bytes) {
+    OWT_CHECK(src_offset <= src.bytes() && bytes <= src.bytes() - src_offset, "upload of ", bytes,
+              " bytes at ", src_offset, " from a ", src.bytes(), "-byte host buffer");
+    from_host(static_cast<const char*>(src.data()) + src_offset, dst, bytes);
+  }
   virtual void fill(float* x, size_t n, float value) = 0;
   virtual void scale(float* x, size_t n, float alpha) = 0;                   // x *= alpha
   virtual void axpy(float alpha, const float* x, float* y, size_t n) = 0;    // y += alpha x

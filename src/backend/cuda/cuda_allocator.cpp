@@ -1,6 +1,6 @@
-// DeviceAllocator (caching cudaMalloc, peak tracking) and PinnedStaging (cudaHostAlloc ring);
-// see cuda_allocator.h. Destructors never throw: they may run after the CUDA context is gone
-// at process exit, where every call is allowed to fail.
+// DeviceAllocator (caching cudaMalloc, peak tracking), PinnedStaging (cudaHostAlloc ring) and
+// PinnedHostBuffer (allocate_host); see cuda_allocator.h. Destructors never throw: they may
+// run after the CUDA context is gone at process exit, where every call is allowed to fail.
 #include "cuda_allocator.h"
 
 #include <algorithm>
@@ -159,6 +159,47 @@ void PinnedStaging::used(cudaStream_t stream) {
   Slot& s = slots_[current_];
   OWT_CUDA_CHECK(cudaEventRecord(s.done, stream));
   s.pending = true;
+}
+
+// ---- pinned host buffers (allocate_host) ----------------------------------------------------
+
+std::shared_ptr<PinnedHostBuffer> PinnedHostBuffer::make(int device, size_t bytes) {
+  DeviceGuard on(device);
+  void* p = nullptr;
+  const cudaError_t rc = cudaHostAlloc(&p, std::max<size_t>(bytes, 1), cudaHostAllocPortable);
+  if (rc != cudaSuccess) {
+    cudaGetLastError();
+    throw Error(cat("CUDA error in cudaHostAlloc(", bytes, " bytes) for device ", device, ": ",
+                    cudaGetErrorString(rc), " (page-locked host memory for input batches)"));
+  }
+  cudaEvent_t done = nullptr;
+  const cudaError_t ev = cudaEventCreateWithFlags(&done, cudaEventDisableTiming);
+  if (ev != cudaSuccess) {
+    cudaFreeHost(p);
+    cudaGetLastError();
+    throw Error(cat("CUDA error in cudaEventCreateWithFlags on device ", device, ": ",
+                    cudaGetErrorString(ev)));
+  }
+  return std::shared_ptr<PinnedHostBuffer>(new PinnedHostBuffer(p, bytes, device, done));
+}
+
+PinnedHostBuffer::~PinnedHostBuffer() {
+  DeviceGuard on(device_);  // the last owner may be any thread
+  if (pending_) cudaEventSynchronize(done_);
+  cudaEventDestroy(done_);
+  cudaFreeHost(data());
+  cudaGetLastError();
+}
+
+void PinnedHostBuffer::used(cudaStream_t stream) {
+  OWT_CUDA_CHECK(cudaEventRecord(done_, stream));
+  pending_ = true;
+}
+
+void PinnedHostBuffer::wait_unused() {
+  if (!pending_) return;
+  OWT_CUDA_CHECK(cudaEventSynchronize(done_));
+  pending_ = false;
 }
 
 }  // namespace owt

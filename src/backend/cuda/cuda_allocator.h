@@ -1,8 +1,8 @@
 // Memory for the CUDA backend: DeviceAllocator, a caching allocator over size classes
 // (cudaMalloc only on a miss; a request may take a free block up to twice its class; blocks
 // return to the pool, never to the driver, until the allocator dies or an allocation fails),
-// and PinnedStaging, page-locked host buffers for asynchronous host<->device copies. Internal
-// to src/backend/cuda.
+// PinnedStaging, page-locked host buffers for asynchronous host<->device copies, and
+// PinnedHostBuffer, the backend's allocate_host. Internal to src/backend/cuda.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "owt/backend/cuda.h"
+#include "owt/backend/host_buffer.h"
 #include "owt/core/tensor.h"
 
 namespace owt {
@@ -90,6 +91,29 @@ class PinnedStaging {
   };
   Slot slots_[2];
   int next_ = 0, current_ = -1;
+};
+
+// CudaBackend::allocate_host: page-locked memory (portable: every context sees it pinned) and
+// an event that CudaBackend::upload records after each copy it queues from the buffer, so that
+// wait_unused() waits for exactly those copies. Driven by one thread (the backend's).
+class PinnedHostBuffer final : public HostBuffer {
+ public:
+  // Allocates under `device` (the backend's), where its event lives too.
+  static std::shared_ptr<PinnedHostBuffer> make(int device, size_t bytes);
+  ~PinnedHostBuffer() override;  // waits for the last upload, then frees; never throws
+
+  int device() const { return device_; }
+  // The copy just queued on `stream` reads this buffer.
+  void used(cudaStream_t stream);
+  void wait_unused() override;
+
+ private:
+  PinnedHostBuffer(void* data, size_t bytes, int device, cudaEvent_t done)
+      : HostBuffer(data, bytes), device_(device), done_(done) {}
+
+  int device_;
+  cudaEvent_t done_;
+  bool pending_ = false;  // an upload recorded on done_ may still run
 };
 
 }  // namespace owt

@@ -1,6 +1,7 @@
 // CudaBackend: construction (stream, cuBLAS and cuDNN handles, precision), memory and copies
-// through the caching allocator and pinned staging, GEMM on cuBLAS, and the public factory
-// functions of owt/backend/cuda.h. Kernels live in the .cu files, convolution in cuda_conv.cpp.
+// through the caching allocator, pinned staging and pinned host buffers, GEMM on cuBLAS, and the
+// public factory functions of owt/backend/cuda.h. Kernels live in the .cu files, convolution in
+// cuda_conv.cpp.
 #include "cuda_backend.h"
 
 #include <omp.h>
@@ -124,6 +125,27 @@ void CudaBackend::from_host(const void* host_src, void* dst, size_t bytes) {
   host_copy(pinned, host_src, bytes);
   OWT_CUDA_CHECK(cudaMemcpyAsync(dst, pinned, bytes, cudaMemcpyHostToDevice, stream()));
   staging_.used(stream());
+}
+
+std::shared_ptr<HostBuffer> CudaBackend::allocate_host(size_t bytes) {
+  return PinnedHostBuffer::make(device_, bytes);
+}
+
+// From this device's pinned buffer: queued straight from it, no staging copy, and its event
+// recorded (the caller refills it after wait_unused). From anything else: from_host.
+void CudaBackend::upload(HostBuffer& src, size_t src_offset, void* dst, size_t bytes) {
+  OWT_CHECK(src_offset <= src.bytes() && bytes <= src.bytes() - src_offset, "upload of ", bytes,
+            " bytes at ", src_offset, " from a ", src.bytes(), "-byte host buffer");
+  const char* from = static_cast<const char*>(src.data()) + src_offset;
+  auto* pinned = dynamic_cast<PinnedHostBuffer*>(&src);
+  if (!pinned || pinned->device() != device_) {
+    from_host(from, dst, bytes);
+    return;
+  }
+  if (bytes == 0) return;
+  wrote(dst, bytes);
+  OWT_CUDA_CHECK(cudaMemcpyAsync(dst, from, bytes, cudaMemcpyHostToDevice, stream()));
+  pinned->used(stream());
 }
 
 // Waits for every op queued before it (the stream is in order), then copies out.

@@ -60,6 +60,10 @@ class CudaBackend final : public Backend {
   void copy(const void* src, void* dst, size_t bytes) override;
   void to_host(const void* src, void* host_dst, size_t bytes) override;
   void from_host(const void* host_src, void* dst, size_t bytes) override;
+  // Page-locked (PinnedHostBuffer); upload from one queues the copy straight from it and
+  // records its event. Any other HostBuffer goes through from_host.
+  std::shared_ptr<HostBuffer> allocate_host(size_t bytes) override;
+  void upload(HostBuffer& src, size_t src_offset, void* dst, size_t bytes) override;
   void synchronize() override;
 
   // dense: GEMM (cuda_backend.cpp), the rest (cuda_kernels.cu)
