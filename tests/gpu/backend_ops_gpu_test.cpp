@@ -1,7 +1,7 @@
 // Every Backend op on the CUDA backend against the CPU backend, forward and backward, on fresh
 // random inputs: convolution and GEMM in each precision (fp32-strict 1e-5, tf32 1e-3, bf16
 // 1e-2, relative to the largest reference magnitude), each convolution twice per shape (the
-// second time on the cached algorithm) and with parameter views that are not 256-byte aligned;
+// second time on the cached algorithm) and with operand views that are not 256-byte aligned;
 // every other op once at 1e-5 (their maths is precision-independent); uploads past the staging
 // buffer (staged, and from allocate_host's pinned buffers refilled after wait_unused) and a
 // grid-stride loop over more than 2^28 elements (GpuLarge: left out of compute-sanitizer's run).
@@ -76,8 +76,8 @@ struct ConvOutputs {
 };
 
 // Forward, backward-data and backward-filter of `cc` on `b`, with the weight and its gradient
-// `offset` floats into their buffers (offset 1: 4-byte aligned views, as parameters packed one
-// after the other are). backward_filter accumulates into dw0 and db0.
+// `offset` floats into their buffers (offset 1: 4-byte aligned views, as any tensor view that is
+// not a whole parameter may be). backward_filter accumulates into dw0 and db0.
 ConvOutputs run_conv(Backend& b, const ConvCase& cc, const std::vector<float>& x,
                      const std::vector<float>& w, const std::vector<float>& bias,
                      const std::vector<float>& dy, const std::vector<float>& dw0,
