@@ -18,9 +18,10 @@ constexpr int64_t kFloat = sizeof(float);
 constexpr int64_t kInitChunk = int64_t{1} << 24;
 
 // Measured on the CPU backend (docs/BENCHMARKS.md, "Memory"): `owt --help` holds 58 MiB
-// resident (the binary, libstdc++, OpenBLAS, oneDNN, OpenMP, yaml-cpp, zlib, OpenCV mapped and
-// initialised); each compute thread adds 0.3-0.5 MiB as it first runs (its stack, oneDNN's
-// and OpenBLAS's small buffers; OpenBLAS's large packing is the linear layer's scratch).
+// resident (the binary, libstdc++, oneDNN, OpenMP, yaml-cpp, zlib, OpenCV mapped and
+// initialised; measured when OpenBLAS was linked too); each compute thread adds 0.3-0.5 MiB as
+// it first runs (its stack, oneDNN's small buffers; the sgemm's large packing is the linear
+// layer's scratch).
 constexpr int64_t kProcessBytes = int64_t{58} << 20;
 constexpr int64_t kThreadBytes = int64_t{512} << 10;
 constexpr int64_t kMpiBytes = int64_t{8} << 20;  // Open MPI started (mpirun -np K, K > 1)
