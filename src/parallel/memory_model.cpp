@@ -139,9 +139,8 @@ MemoryEstimate estimate_memory(const NetworkSpec& spec, const MemoryRun& run, in
   };
 
   // ParamStore: value, gradient and momentum of every param's local part, each padded to 256
-  // bytes (Param::stored_numel). With K > 1 the
-  // summed gradients are all-reduced in buckets, all of them in flight by the end of backward,
-  // and MPI holds a copy of each.
+  // bytes (Param::stored_numel). With K > 1 the summed gradients are all-reduced in buckets,
+  // all of them in flight by the end of backward, and MPI holds a copy of each.
   for (Param* p : net.params()) {
     const int64_t bytes = p->stored_numel() * kFloat;
     m.parameters += bytes;
