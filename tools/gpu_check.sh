@@ -30,8 +30,8 @@
 #            timeout_s=600)). It stops within seconds if the bundle is missing.
 #
 # Phases and their budgets (seconds; each killed at its budget, the whole at most 540 s):
-#   setup 20 | gpu-tests 150 | memcheck 110 | owt-tf32 50 | torch-tf32 50 | owt-bf16 50 |
-#   torch-bf16 50 | step-model 30 | summary 10: 520 s.
+#   setup 20 | gpu-tests 150 | memcheck 125 | owt-tf32 50 | torch-tf32 50 | owt-bf16 50 |
+#   torch-bf16 50 | step-model 30 | summary 10: 535 s.
 # Every log and summary.json / summary.txt are written as the phases end, under $OUT when set
 # (the device tool brings $OUT back even after a timeout), else build-bundle/gpu-check-logs/:
 #   setup.log gpu_tests.log gpu_tests.xml memcheck.log bench.log step_model.log summary.json
@@ -113,7 +113,7 @@ BENCH=""    # precision owt_img_s torch_img_s owt_peak owt_smi torch_peak torch_
 OVERALL=0
 
 # Budgets; their sum plus the summary's stays within LIMIT (checked at start).
-declare -A BUDGET=([setup]=20 [gpu-tests]=150 [memcheck]=110 [owt-tf32]=50 [torch-tf32]=50
+declare -A BUDGET=([setup]=20 [gpu-tests]=150 [memcheck]=125 [owt-tf32]=50 [torch-tf32]=50
                    [owt-bf16]=50 [torch-bf16]=50 [step-model]=30 [summary]=10)
 ORDER=(setup gpu-tests memcheck owt-tf32 torch-tf32 owt-bf16 torch-bf16 step-model summary)
 

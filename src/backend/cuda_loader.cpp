@@ -192,6 +192,10 @@ int cuda_device_of(Backend& backend) {
   return api().device_of(cuda_only(backend, "cuda_device_of"));
 }
 
+void cuda_written_outside(Backend& backend, const void* p, size_t bytes) {
+  api().written_outside(cuda_only(backend, "cuda_written_outside"), p, bytes);
+}
+
 CudaMemoryStats cuda_memory_stats(Backend& backend) {
   return api().memory_stats(cuda_only(backend, "cuda_memory_stats"));
 }

@@ -11,7 +11,7 @@
 namespace owt {
 
 // Bumped whenever the table below changes.
-constexpr int kCudaPluginAbi = 1;
+constexpr int kCudaPluginAbi = 2;
 
 // The plugin's implementations of owt/backend/cuda.h. C++ types cross the boundary: the plugin
 // and the program come from one build (build_id, checked by the loader), and owt::Error thrown
@@ -22,6 +22,7 @@ struct CudaPluginApi {
   std::unique_ptr<Backend> (*make_backend)(int device, const std::string& precision);
   void* (*stream_of)(Backend& backend);
   int (*device_of)(Backend& backend);
+  void (*written_outside)(Backend& backend, const void* p, size_t bytes);
   CudaMemoryStats (*memory_stats)(Backend& backend);
   void (*reset_peak_memory)(Backend& backend);
 };

@@ -21,6 +21,7 @@ std::unique_ptr<Backend> make_cuda_backend(int, const std::string&) { no_cuda("-
 void* cuda_plugin_symbol(const char* name) { no_cuda(name); }
 void* cuda_stream_of(Backend&) { no_cuda("cuda_stream_of"); }
 int cuda_device_of(Backend&) { no_cuda("cuda_device_of"); }
+void cuda_written_outside(Backend&, const void*, size_t) { no_cuda("cuda_written_outside"); }
 CudaMemoryStats cuda_memory_stats(Backend&) { no_cuda("cuda_memory_stats"); }
 void cuda_reset_peak_memory(Backend&) { no_cuda("cuda_reset_peak_memory"); }
 

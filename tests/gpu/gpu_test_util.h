@@ -40,10 +40,12 @@ inline bool gpu_required() {
 
 namespace owt::test {
 
-// The tolerances: relative to the largest |reference| of each compared tensor.
+// The tolerances: relative to the largest |reference| of each compared tensor. tf32 allows
+// 3e-3: operands keep 10 mantissa bits, and if tensor cores cut rather than round them every
+// product is biased low by about 2^-10, so a long sum's error reaches 1e-3 of its value.
 inline double tolerance_for(const std::string& precision) {
   if (precision == "fp32-strict") return 1e-5;
-  if (precision == "tf32") return 1e-3;
+  if (precision == "tf32") return 3e-3;
   return 1e-2;  // bf16
 }
 

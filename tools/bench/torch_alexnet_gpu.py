@@ -16,6 +16,27 @@ import sys
 import time
 
 
+def alexnet():
+    """torchvision.models.alexnet(num_classes=1000), or the same layers when the machine has
+    PyTorch without torchvision (the GPU machine's Python is not ours to install into)."""
+    try:
+        import torchvision
+        return torchvision.models.alexnet(num_classes=1000)
+    except ImportError:
+        print("torch_alexnet_gpu.py: no torchvision; the same AlexNet built here", file=sys.stderr)
+    from torch import nn
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 11, stride=4, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.AdaptiveAvgPool2d((6, 6)), nn.Flatten(),
+        nn.Dropout(0.5), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
+        nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+        nn.Linear(4096, 1000))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--precision", choices=["tf32", "fp32-strict", "bf16"], default="tf32")
@@ -26,7 +47,6 @@ def main():
     args.warmup = max(1, args.warmup)
 
     import torch
-    import torchvision
 
     if not torch.cuda.is_available():
         print("torch_alexnet_gpu.py: torch sees no CUDA device", file=sys.stderr)
@@ -37,7 +57,7 @@ def main():
     torch.backends.cudnn.allow_tf32 = tf32
     torch.backends.cudnn.benchmark = True  # as owt: the fastest algorithm per shape, found once
 
-    model = torchvision.models.alexnet(num_classes=1000).to(dev)
+    model = alexnet().to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
     x = torch.randn(args.batch, 3, 224, 224, device=dev)

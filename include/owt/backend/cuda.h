@@ -45,6 +45,10 @@ void* cuda_plugin_symbol(const char* name);
 void* cuda_stream_of(Backend& backend);
 // The device index of a CUDA backend (throws likewise).
 int cuda_device_of(Backend& backend);
+// Tells a CUDA backend that [p, p + bytes) of its device memory is written by work it did not
+// queue itself (the NCCL communicator's collectives), so that it drops what it keeps derived
+// from that memory (the convolutions' bf16 operand copies). Throws likewise.
+void cuda_written_outside(Backend& backend, const void* p, size_t bytes);
 
 // Device memory of a CUDA backend's caching allocator, in bytes: `in_use` is held by live
 // buffers (what torch.cuda.memory_allocated reports), `reserved` is obtained from the driver

@@ -235,6 +235,10 @@ void* cuda_stream_of(Backend& backend) {
 
 int cuda_device_of(Backend& backend) { return as_cuda(backend, "cuda_device_of").device_index(); }
 
+void cuda_written_outside(Backend& backend, const void* p, size_t bytes) {
+  as_cuda(backend, "cuda_written_outside").written_outside(p, bytes);
+}
+
 CudaMemoryStats cuda_memory_stats(Backend& backend) {
   return as_cuda(backend, "cuda_memory_stats").allocator().stats();
 }
@@ -246,9 +250,9 @@ void cuda_reset_peak_memory(Backend& backend) {
 }  // namespace owt
 
 OWT_CUDA_PLUGIN_EXPORT const owt::CudaPluginApi* owt_cuda_plugin_api() {
-  static const owt::CudaPluginApi api{owt::kCudaPluginAbi,        OWT_CUDA_BUILD_ID,
-                                      &owt::make_cuda_backend,    &owt::cuda_stream_of,
-                                      &owt::cuda_device_of,       &owt::cuda_memory_stats,
-                                      &owt::cuda_reset_peak_memory};
+  static const owt::CudaPluginApi api{owt::kCudaPluginAbi,      OWT_CUDA_BUILD_ID,
+                                      &owt::make_cuda_backend,  &owt::cuda_stream_of,
+                                      &owt::cuda_device_of,     &owt::cuda_written_outside,
+                                      &owt::cuda_memory_stats,  &owt::cuda_reset_peak_memory};
   return &api;
 }

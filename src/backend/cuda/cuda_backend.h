@@ -128,6 +128,9 @@ class CudaBackend final : public Backend {
                      float* dlogits) override;
   void sgd_update(const SgdStep& step, float* w, const float* g, float* v, size_t n) override;
 
+  // Device memory written by work this backend did not queue (NCCL): cuda_written_outside.
+  void written_outside(const void* p, size_t bytes) { wrote(p, bytes); }
+
  private:
   // Every op that writes device memory reports the range here, so that bf16 copies the
   // convolutions keep of that memory are dropped (CudaConv's operand cache, cuda_conv.h).

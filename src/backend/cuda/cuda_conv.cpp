@@ -1,7 +1,7 @@
 // CudaConv: convolution forward, backward-data and backward-filter on cuDNN's legacy API.
 // Precision: tf32 runs fp32 descriptors with CUDNN_DEFAULT_MATH (TF32 tensor cores allowed,
-// as PyTorch), fp32-strict forbids them (CUDNN_FMA_MATH, and any algorithm reporting tensor-op
-// maths is skipped), bf16 converts the operands to bf16 copies, computes with fp32
+// as PyTorch), fp32-strict forbids them (CUDNN_FMA_MATH; any algorithm reporting tensor-op
+// maths, and FFT and Winograd ones, are skipped), bf16 converts the operands to bf16 copies, computes with fp32
 // accumulation (CUDNN_TENSOR_OP_MATH) and converts the result back (dw is accumulated in fp32).
 // A bf16 geometry for which cuDNN finds no engine (3-channel NCHW input, say) runs in TF32
 // instead, and says so once. cuDNN only ever sees 256-byte aligned pointers (cudaMalloc's
@@ -84,12 +84,34 @@ std::string describe(const ConvGeom& g) {
              "x", g.pad_w);
 }
 
-// The first (fastest) successful result that the precision allows, or null.
+// FFT and Winograd algorithms compute in a transformed domain, with errors of 1e-6..1e-5
+// relative where a direct or GEMM algorithm's are rounding only: fp32-strict leaves them out.
+bool transforms(cudnnConvolutionFwdAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_FWD_ALGO_FFT || a == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
+         a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD ||
+         a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
+}
+bool transforms(cudnnConvolutionBwdDataAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT ||
+         a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING ||
+         a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD ||
+         a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED;
+}
+bool transforms(cudnnConvolutionBwdFilterAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT ||
+         a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING ||
+         a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD ||
+         a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
+}
+
+// The first (fastest) successful result that the precision allows, or null: fp32-strict takes
+// neither tensor-op maths nor a transformed-domain algorithm.
 template <typename Perf>
 const Perf* pick(const Perf* results, int count, Precision p) {
   for (int i = 0; i < count; ++i) {
     if (results[i].status != CUDNN_STATUS_SUCCESS) continue;
-    if (p == Precision::Fp32Strict && is_tensor_op(results[i].mathType)) continue;
+    const bool strict = p == Precision::Fp32Strict;
+    if (strict && (is_tensor_op(results[i].mathType) || transforms(results[i].algo))) continue;
     return &results[i];
   }
   return nullptr;
@@ -362,11 +384,11 @@ CudaConv::Result CudaConv::run(const ConvGeom& g, const float* a, const float* b
     if (!best && p.bf16) {
       // No bf16 engine for this geometry (cuDNN's legacy API may have none for a 3-channel
       // NCHW input): the whole plan computes in fp32 with TF32 from now on, said once.
-      std::printf("owt: cuDNN has no bf16 %s engine for a convolution of %s (%s); this "
-                  "convolution runs in TF32 instead\n",
-                  Op::kName, describe(g).c_str(),
-                  rc == CUDNN_STATUS_SUCCESS ? "no algorithm succeeded" : cudnnGetErrorString(rc));
-      std::fflush(stdout);
+      // On stderr: stdout may be a JSON document (owt bench --json).
+      std::fprintf(stderr, "owt: cuDNN has no bf16 %s engine for a convolution of %s (%s); this "
+                   "convolution runs in TF32 instead\n",
+                   Op::kName, describe(g).c_str(),
+                   rc == CUDNN_STATUS_SUCCESS ? "no algorithm succeeded" : cudnnGetErrorString(rc));
       p.bf16 = false;
       p.set_descriptors(g, CUDNN_DATA_FLOAT);
       p.fwd.found = p.data.found = p.filter.found = false;

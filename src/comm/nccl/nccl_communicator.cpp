@@ -59,7 +59,18 @@ class NcclHandle : public CommHandle {
     OWT_CUDA_CHECK(cudaStreamWaitEvent(compute_, done_, 0));
   }
   // NCCL progresses on its own stream; this only reports whether the collective finished.
-  bool test() override { return cudaEventQuery(done_) == cudaSuccess; }
+  // cudaEventQuery's "not ready" is also left as the thread's last error, which the next
+  // kernel launch check would report as its own failure: it is cleared here. A real error
+  // is thrown.
+  bool test() override {
+    const cudaError_t rc = cudaEventQuery(done_);
+    if (rc == cudaErrorNotReady) {
+      cudaGetLastError();
+      return false;
+    }
+    OWT_CUDA_CHECK(rc);
+    return true;
+  }
 
  private:
   cudaEvent_t done_;
@@ -74,35 +85,28 @@ class NcclCommunicator : public Communicator {
       : world_(world), backend_(backend), rank_(world.rank()), size_(world.size()) {
     compute_ = static_cast<cudaStream_t>(cuda_stream_of(backend));
     OWT_CUDA_CHECK(cudaSetDevice(cuda_device_of(backend)));
-    int least = 0, greatest = 0;
-    OWT_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
-    OWT_CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, greatest));
-    OWT_CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+    try {
+      int least = 0, greatest = 0;
+      OWT_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+      OWT_CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, greatest));
+      OWT_CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
 
-    // The unique id travels as raw bytes inside a float broadcast (MPI copies them verbatim).
-    ncclUniqueId id;
-    std::memset(&id, 0, sizeof id);
-    if (rank_ == 0) OWT_NCCL_CHECK(ncclGetUniqueId(&id));
-    float words[(sizeof(ncclUniqueId) + sizeof(float) - 1) / sizeof(float)] = {};
-    std::memcpy(words, &id, sizeof id);
-    world_.broadcast(words, sizeof words / sizeof(float), 0);
-    std::memcpy(&id, words, sizeof id);
-    OWT_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
-  }
-
-  ~NcclCommunicator() override {
-    if (comm_) {
-      if (std::uncaught_exceptions() > 0) {
-        ncclCommAbort(comm_);
-      } else {
-        cudaStreamSynchronize(stream_);
-        ncclCommDestroy(comm_);
-      }
+      // The unique id travels as raw bytes inside a float broadcast (MPI copies them verbatim).
+      ncclUniqueId id;
+      std::memset(&id, 0, sizeof id);
+      if (rank_ == 0) OWT_NCCL_CHECK(ncclGetUniqueId(&id));
+      float words[(sizeof(ncclUniqueId) + sizeof(float) - 1) / sizeof(float)] = {};
+      std::memcpy(words, &id, sizeof id);
+      world_.broadcast(words, sizeof words / sizeof(float), 0);
+      std::memcpy(&id, words, sizeof id);
+      OWT_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
+    } catch (...) {
+      release(true);  // no destructor runs for a constructor that throws
+      throw;
     }
-    if (ready_) cudaEventDestroy(ready_);
-    if (stream_) cudaStreamDestroy(stream_);
-    cudaGetLastError();
   }
+
+  ~NcclCommunicator() override { release(std::uncaught_exceptions() > 0); }
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -112,6 +116,7 @@ class NcclCommunicator : public Communicator {
     if (size_ > 1) count(CommOp::AllReduce, n);
     if (!on_device(buf)) return world_.all_reduce_async(buf, n);
     begin();
+    writes(buf, n);
     OWT_NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, comm_, stream_));
     return finish();
   }
@@ -123,6 +128,7 @@ class NcclCommunicator : public Communicator {
     if (!device_pair(send, recv, "all_gather")) return world_.all_gather_async(send, recv, counts);
     begin();
     std::vector<size_t> displs = offsets(counts);
+    writes(recv, displs.back() + counts.back());
     if (equal(counts)) {
       OWT_NCCL_CHECK(ncclAllGather(send, recv, counts[0], ncclFloat, comm_, stream_));
     } else {
@@ -146,6 +152,7 @@ class NcclCommunicator : public Communicator {
     begin();
     std::vector<size_t> displs = offsets(counts);
     const size_t mine = counts[rank_];
+    writes(recv, send == recv ? displs.back() + counts.back() : mine);  // in place: all of it
     std::shared_ptr<Buffer> temp;
     if (equal(counts)) {
       // In place, NCCL's result slot is this rank's block; it then moves to the start.
@@ -179,6 +186,7 @@ class NcclCommunicator : public Communicator {
     if (size_ > 1 && rank_ == root) count(CommOp::Broadcast, n);
     if (!on_device(buf)) return world_.broadcast_async(buf, n, root);
     begin();
+    writes(buf, n);
     OWT_NCCL_CHECK(ncclBroadcast(buf, buf, n, ncclFloat, root, comm_, stream_));
     return finish();
   }
@@ -189,6 +197,7 @@ class NcclCommunicator : public Communicator {
     if (!on_device(buf)) return world_.reduce_async(buf, n, root);
     begin();
     // On a non-root rank recvbuff is ignored, so buf is left unchanged there.
+    if (rank_ == root) writes(buf, n);
     OWT_NCCL_CHECK(ncclReduce(buf, buf, n, ncclFloat, ncclSum, root, comm_, stream_));
     return finish();
   }
@@ -206,6 +215,7 @@ class NcclCommunicator : public Communicator {
     check_peer(source, "recv");
     if (!on_device(buf)) return world_.recv_async(buf, n, source);
     begin();
+    writes(buf, n);
     OWT_NCCL_CHECK(ncclRecv(buf, n, ncclFloat, source, comm_, stream_));
     return finish();
   }
@@ -220,6 +230,25 @@ class NcclCommunicator : public Communicator {
   }
 
  private:
+  // Aborts (while an exception unwinds) or destroys the NCCL communicator, then the stream and
+  // event. Never throws.
+  void release(bool failing) {
+    if (comm_) {
+      if (failing) {
+        ncclCommAbort(comm_);
+      } else {
+        cudaStreamSynchronize(stream_);
+        ncclCommDestroy(comm_);
+      }
+      comm_ = nullptr;
+    }
+    if (ready_) cudaEventDestroy(ready_);
+    if (stream_) cudaStreamDestroy(stream_);
+    ready_ = nullptr;
+    stream_ = nullptr;
+    cudaGetLastError();
+  }
+
   // The comm stream waits for everything queued on the compute stream so far.
   void begin() {
     OWT_CUDA_CHECK(cudaEventRecord(ready_, compute_));
@@ -228,9 +257,14 @@ class NcclCommunicator : public Communicator {
   std::unique_ptr<CommHandle> finish(std::shared_ptr<Buffer> temp = nullptr) {
     cudaEvent_t done = nullptr;
     OWT_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+    auto handle = std::make_unique<NcclHandle>(done, compute_, std::move(temp));  // owns done
     OWT_CUDA_CHECK(cudaEventRecord(done, stream_));
-    return std::make_unique<NcclHandle>(done, compute_, std::move(temp));
+    return handle;
   }
+  // `n` floats at `p` are about to be written on the comm stream: the backend forgets what it
+  // derived from them (bf16 operand copies of a buffer that the step reuses, such as the
+  // transition's gradient rows).
+  void writes(const float* p, size_t n) { cuda_written_outside(backend_, p, n * sizeof(float)); }
 
   // Both on the device (NCCL), both on the host (MPI); a mix is a caller's bug.
   bool device_pair(const float* send, const float* recv, const char* op) const {

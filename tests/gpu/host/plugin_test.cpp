@@ -59,6 +59,9 @@ TEST(CudaPlugin, RefusesBackendsThatAreNotCuda) {
   EXPECT_NE(error_of([&] { cuda_stream_of(*cpu); }).find("not a CUDA backend"), std::string::npos);
   EXPECT_NE(error_of([&] { cuda_memory_stats(*cpu); }).find("not a CUDA backend"),
             std::string::npos);
+  float x = 0;
+  EXPECT_NE(error_of([&] { cuda_written_outside(*cpu, &x, sizeof x); }).find("not a CUDA backend"),
+            std::string::npos);
   // Through the plugin's NCCL entry point: the communicator refuses a CPU backend.
   auto world = make_local_communicator();
   const std::string e = error_of([&] { make_nccl_communicator(*world, *cpu); });

@@ -1,6 +1,7 @@
 // RoundingBackend: the CPU backend with the CUDA backend's arithmetic in each precision
 // emulated where it differs: the operands of convolutions and GEMMs rounded as the GPU rounds
-// them (tf32: 10 explicit mantissa bits, round to nearest; bf16: 7 bits, round to nearest
+// them (tf32: 10 explicit mantissa bits, round to nearest, or in "tf32-truncate" mode cut, as
+// tensor cores that read only the first 10 mantissa bits would; bf16: 7 bits, round to nearest
 // even, and a bf16 convolution's result rounded too, as cuda_conv.cpp writes it into a bf16
 // copy), or, for fp32-strict, convolutions and GEMMs summed in double (another correct
 // summation order than the CPU's float one). Products of tf32 or bf16 operands are exact in
@@ -26,6 +27,15 @@ inline float round_tf32(float v) {
   return v;
 }
 
+inline float truncate_tf32(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  if ((u & 0x7f800000u) == 0x7f800000u) return v;
+  u &= ~0x1fffu;  // the low 13 mantissa bits dropped: toward zero
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+
 inline float round_bf16(float v) {
   uint32_t u;
   std::memcpy(&u, &v, 4);
@@ -37,7 +47,7 @@ inline float round_bf16(float v) {
 
 class RoundingBackend final : public Backend {
  public:
-  // mode: "tf32", "bf16" or "fp32-strict" (double-precision conv and GEMM).
+  // mode: "tf32", "tf32-truncate", "bf16" or "fp32-strict" (double-precision conv and GEMM).
   RoundingBackend(std::unique_ptr<Backend> cpu, std::string mode)
       : cpu_(std::move(cpu)), mode_(std::move(mode)) {}
 
@@ -165,7 +175,11 @@ class RoundingBackend final : public Backend {
   static size_t wn(const ConvGeom& g) { return size_t(g.k) * g.c * g.kh * g.kw; }
   static size_t yn(const ConvGeom& g) { return size_t(g.n) * g.k * g.oh * g.ow; }
 
-  float round_one(float v) const { return mode_ == "tf32" ? round_tf32(v) : round_bf16(v); }
+  float round_one(float v) const {
+    if (mode_ == "tf32") return round_tf32(v);
+    if (mode_ == "tf32-truncate") return truncate_tf32(v);
+    return round_bf16(v);
+  }
   std::vector<float> rounded(const float* p, size_t n) const {
     std::vector<float> out(p, p + n);
     for (float& v : out) v = round_one(v);
