@@ -13,36 +13,14 @@
 #include <vector>
 
 #include "owt/data/loader.h"
+#include "support/pattern_dataset.h"
 
 namespace owt {
 namespace {
 
-// (3, 6, 6) images filled from the example index.
-class PatternDataset : public Dataset {
- public:
-  explicit PatternDataset(int64_t n) : n_(n) {}
-  int64_t size() const override { return n_; }
-  Shape example_shape() const override { return Shape{3, 6, 6}; }
-  int classes() const override { return 5; }
-  int32_t label(int64_t i) const override { return static_cast<int32_t>(i % 5); }
-  void read(int64_t i, float* out) const override {
-    for (int k = 0; k < 108; ++k) out[k] = static_cast<float>((i * 131 + k * 7) % 256) / 255.0f;
-  }
+using test::PatternDataset;  // (3, 6, 6) images filled from the example index
 
- private:
-  int64_t n_;
-};
-
-TransformSpec augment() {
-  TransformSpec t;
-  t.crop = 4;
-  t.pad = 1;
-  t.random_crop = true;
-  t.flip = true;
-  t.mean = {0.5f};
-  t.std = {0.25f};
-  return t;
-}
+TransformSpec augment() { return test::pattern_augment(); }
 
 // A host buffer that plays an asynchronous upload: upload() marks it read by a copy in flight
 // and remembers its bytes; wait_unused() lets the "copy" run a little longer, checks that
@@ -85,18 +63,8 @@ LoaderSpec spec_with(int prefetch, int threads) {
   return s;
 }
 
-struct Copied {
-  std::vector<float> x;
-  std::vector<int32_t> labels;
-};
-
-Copied via_load(BatchLoader& l, int64_t epoch, int64_t index, int64_t numel) {
-  Copied c;
-  c.x.resize(l.local_rows(index) * numel);
-  c.labels.resize(l.local_rows(index));
-  l.load(epoch, index, c.x.data(), c.labels.data());
-  return c;
-}
+using Copied = test::CopiedBatch;
+constexpr auto via_load = test::load_copy;
 
 void expect_same(const LoadedBatch& got, const Copied& want, int64_t numel, const char* what) {
   ASSERT_EQ(got.rows, static_cast<int64_t>(want.labels.size())) << what;

@@ -6,53 +6,18 @@
 #include <thread>
 
 #include "owt/data/loader.h"
+#include "support/pattern_dataset.h"
 
 namespace owt {
 namespace {
 
 // (3, 6, 6) images filled from the example index; reading takes `delay_us` (a slow disk).
-class SlowDataset : public Dataset {
- public:
-  SlowDataset(int64_t n, int delay_us) : n_(n), delay_us_(delay_us) {}
-  int64_t size() const override { return n_; }
-  Shape example_shape() const override { return Shape{3, 6, 6}; }
-  int classes() const override { return 5; }
-  int32_t label(int64_t i) const override { return static_cast<int32_t>(i % 5); }
-  void read(int64_t i, float* out) const override {
-    if (delay_us_) std::this_thread::sleep_for(std::chrono::microseconds(delay_us_));
-    for (int k = 0; k < 108; ++k) out[k] = static_cast<float>((i * 131 + k * 7) % 256) / 255.0f;
-  }
+using SlowDataset = test::PatternDataset;
 
- private:
-  int64_t n_;
-  int delay_us_;
-};
+using Batch = test::CopiedBatch;
+constexpr auto get = test::load_copy;  // load() into a fresh Batch
 
-struct Batch {
-  std::vector<float> x;
-  std::vector<int32_t> labels;
-  bool operator==(const Batch& o) const { return x == o.x && labels == o.labels; }
-};
-
-Batch get(BatchLoader& l, int64_t epoch, int64_t index, int64_t numel) {
-  Batch b;
-  b.x.resize(l.local_rows(index) * numel);
-  b.labels.resize(l.local_rows(index));
-  l.load(epoch, index, b.x.data(), b.labels.data());
-  return b;
-}
-
-TransformSpec augment() {
-  TransformSpec t;
-  t.crop = 4;
-  t.pad = 1;
-  t.random_crop = true;
-  t.flip = true;
-  t.lighting = 0.1f;
-  t.mean = {0.5f};
-  t.std = {0.25f};
-  return t;
-}
+TransformSpec augment() { return test::pattern_augment(); }
 
 TEST(Prefetch, GivesExactlyTheSynchronousBatches) {
   SlowDataset data(100, 0);
