@@ -95,7 +95,8 @@ class PinnedStaging {
 
 // CudaBackend::allocate_host: page-locked memory (portable: every context sees it pinned) and
 // an event that CudaBackend::upload records after each copy it queues from the buffer, so that
-// wait_unused() waits for exactly those copies. Driven by one thread (the backend's).
+// wait_unused() waits for exactly those copies. Driven by one thread (the backend's) and read
+// by one stream: one event covers the last upload only, so two backends must not share one.
 class PinnedHostBuffer final : public HostBuffer {
  public:
   // Allocates under `device` (the backend's), where its event lives too.

@@ -202,6 +202,10 @@ class NcclCommunicator : public Communicator {
     return finish();
   }
 
+  // Device buffers: each ncclSend / ncclRecv runs alone on the one comm stream, so it blocks
+  // that stream until the peer posts its match; two ranks that both send to each other before
+  // receiving would wait forever. Post in matching order (today only host buffers, the
+  // checkpoint's pieces, travel point to point, and they go through `world_`).
   std::unique_ptr<CommHandle> send_async(const float* buf, size_t n, int dest) override {
     check_peer(dest, "send");
     count(CommOp::Send, n);
