@@ -412,8 +412,10 @@ phase_step_model() {
     set -e
     owt=$1 ld=$2 model=$3 batch=$4 profile=$5 dir=$6 gbs=$7
     env LD_LIBRARY_PATH="$ld" "$owt" bench "$model" --device cuda --batch "$batch" --iters 10 \
-      --profile --json >"$profile"
-    cat "$profile"
+      --profile --json >"$profile.out"
+    cat "$profile.out"
+    tail -n 1 "$profile.out" >"$profile"  # the JSON line alone, whatever else was printed
+    rm -f "$profile.out"
     for k in 2 4 8; do
       env LD_LIBRARY_PATH="$ld" "$owt" plan "$model" --workers "$k" --batch "$batch" --profile "$profile" \
         --bandwidth "$gbs" --overlap 1 --json >"$dir/gpu_plan_alexnet_owt_k$k.json"
