@@ -1,5 +1,6 @@
 # Tests of what people use around a run (label tools): the TensorBoard event file read back by
-# TensorBoard's own EventAccumulator, tools/plot.py, and the ONNX export run by ONNX Runtime.
+# TensorBoard's own EventAccumulator, tools/plot.py, the ONNX export run by ONNX Runtime, and
+# tools/gpu_check.sh without a GPU (no bundle; a dry run over a stand-in bundle).
 # They use the project's .venv (tools/venv.sh, made by tools/install_deps.sh: tensorboard, onnx,
 # onnxruntime from PyPI over Debian's python3-torch and numpy) and Debian's python3-matplotlib.
 file(GLOB OWT_TOOLS_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*.cpp)
