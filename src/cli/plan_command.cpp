@@ -176,15 +176,11 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
       const bool measured = !args->profile.empty();
       StepProfile profile;
       CommCalibration link;
-      std::string link_source = args->comm;  // what the prediction's link came from
       if (measured) {
         profile = load_step_profile(args->profile);
-        if (!args->comm.empty()) {
-          link = load_comm_calibration(args->comm);
-        } else {
-          link = calibration_from_bandwidth(args->bandwidth_gbs * 1e9, args->workers, args->overlap);
-          link_source = cat("assumed ", args->bandwidth_gbs, " GB/s per worker, overlap ", args->overlap);
-        }
+        link = args->comm.empty()
+                   ? calibration_from_bandwidth(args->bandwidth_gbs * 1e9, args->workers, args->overlap)
+                   : load_comm_calibration(args->comm);  // link.file names either
       }
       AutoChoice choice;
       const AutoParallelInputs& own = cfg.net.parallel.auto_inputs;
@@ -229,7 +225,7 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
         if (measured)
           std::printf(", \"prediction\": {\"profile\": %s, \"comm\": %s, \"hybrid\": %s, "
                       "\"data_parallel\": %s, \"one_worker\": %s}",
-                      json_string(args->profile).c_str(), json_string(link_source).c_str(),
+                      json_string(args->profile).c_str(), json_string(link.file).c_str(),
                       prediction_json(m.hybrid).c_str(), prediction_json(m.dp).c_str(),
                       prediction_json(m.one).c_str());
         std::printf("}\n");
@@ -259,7 +255,7 @@ void add_plan_command(CLI::App& app, CommandRunner& run) {
       if (measured) {
         std::printf("predicted step from %s and %s: one worker on the global batch %.4g s; %d workers: "
                     "owt %.4g s (speedup %.2fx), data-parallel %.4g s (speedup %.2fx)\n",
-                    args->profile.c_str(), link_source.c_str(), r.step_seconds_one, r.workers,
+                    args->profile.c_str(), link.file.c_str(), r.step_seconds_one, r.workers,
                     r.step_seconds, r.speedup, r.step_seconds_dp, r.speedup_dp);
         print_prediction("owt hybrid", m.hybrid);
         print_prediction("data-parallel", m.dp);

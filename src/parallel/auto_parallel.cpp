@@ -112,7 +112,7 @@ StepProfile profile_from_flops(const NetworkSpec& spec, int64_t batch, double fl
 
 CommCalibration calibration_from_bandwidth(double bandwidth, int K, double overlap) {
   CommCalibration c;
-  c.file = cat(bandwidth / 1e9, " GB/s");
+  c.file = cat("assumed ", bandwidth / 1e9, " GB/s per worker, overlap ", overlap);  // for messages
   c.communicator = "figures";
   c.workers = std::max(2, K);
   c.overlap = overlap;
