@@ -65,9 +65,7 @@ class Backend {
   // backend's allocate_host the copy may still be queued on return (CUDA): src.wait_unused()
   // before writing src again. By default (the CPU, any other buffer) it is from_host.
   virtual void upload(HostBuffer& src, size_t src_offset, void* dst, size_t bytes) {
-    OWT_CHECK(src_offset <= src.bytes() && bytes <= src.bytes() - src_offset, "upload of ", bytes,
-              " bytes at ", src_offset, " from a ", src.bytes(), "-byte host buffer");
-    from_host(static_cast<const char*>(src.data()) + src_offset, dst, bytes);
+    from_host(src.range(src_offset, bytes), dst, bytes);
   }
   virtual void fill(float* x, size_t n, float value) = 0;
   virtual void scale(float* x, size_t n, float alpha) = 0;                   // x *= alpha

@@ -21,6 +21,12 @@ class HostBuffer {
   void* data() const { return data_; }
   float* f32() const { return static_cast<float*>(data_); }
   size_t bytes() const { return bytes_; }
+  // Bytes [offset, offset + n) of the buffer; an owt::Error when they do not lie inside it.
+  const char* range(size_t offset, size_t n) const {
+    OWT_CHECK(offset <= bytes_ && n <= bytes_ - offset, "upload of ", n, " bytes at ", offset,
+              " from a ", bytes_, "-byte host buffer");
+    return static_cast<const char*>(data_) + offset;
+  }
   // Blocks until no upload queued from this buffer reads it any more.
   virtual void wait_unused() {}
 

@@ -134,9 +134,7 @@ std::shared_ptr<HostBuffer> CudaBackend::allocate_host(size_t bytes) {
 // From this device's pinned buffer: queued straight from it, no staging copy, and its event
 // recorded (the caller refills it after wait_unused). From anything else: from_host.
 void CudaBackend::upload(HostBuffer& src, size_t src_offset, void* dst, size_t bytes) {
-  OWT_CHECK(src_offset <= src.bytes() && bytes <= src.bytes() - src_offset, "upload of ", bytes,
-            " bytes at ", src_offset, " from a ", src.bytes(), "-byte host buffer");
-  const char* from = static_cast<const char*>(src.data()) + src_offset;
+  const char* from = src.range(src_offset, bytes);
   auto* pinned = dynamic_cast<PinnedHostBuffer*>(&src);
   if (!pinned || pinned->device() != device_) {
     from_host(from, dst, bytes);
