@@ -350,11 +350,20 @@ phase_memcheck() {
 # bash -c "$TO_FILE" _ FILE CMD...: CMD's stdout into FILE (the JSON), then into the log too.
 TO_FILE='out=$1; shift; "$@" >"$out"; rc=$?; cat "$out"; exit $rc'
 
+# model_in PRECISION: AlexNet-OWT's model file with that precision, written under $WORK once;
+# prints its path.
+model_in() {
+  local model=$WORK/alexnet_owt_$1.yaml
+  if [[ ! -f $model ]]; then
+    grep -v '^precision:' "$MODEL" >"$model"
+    printf '\nprecision: %s\n' "$1" >>"$model"
+  fi
+  echo "$model"
+}
+
 phase_bench() {  # phase_bench PRECISION
   local prec=$1 log=$LOGS/bench.log t0 rc
-  local model=$WORK/alexnet_owt_$prec.yaml
-  grep -v '^precision:' "$MODEL" >"$model"
-  printf '\nprecision: %s\n' "$prec" >>"$model"
+  local model; model=$(model_in "$prec")
   local idle=0
   [[ -n $DRY ]] || idle=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i 0 | head -1)
 
@@ -404,9 +413,9 @@ phase_bench() {  # phase_bench PRECISION
 # `owt plan` predictions for K = 2, 4, 8 over the assumed link, all under $LOGS/step_model/.
 phase_step_model() {
   local t0=$SECONDS log=$LOGS/step_model.log rc=0 dir=$LOGS/step_model
-  local model=$WORK/alexnet_owt_tf32.yaml profile=$dir/gpu_profile_alexnet_owt.json
+  local model profile=$dir/gpu_profile_alexnet_owt.json
+  model=$(model_in tf32)
   mkdir -p "$dir" && : >"$log"
-  [[ -f $model ]] || { grep -v '^precision:' "$MODEL" >"$model"; printf '\nprecision: tf32\n' >>"$model"; }
   say "step model: owt bench --profile, then owt plan K=2,4,8 over an assumed ${LINK_GBS} GB/s link: budget ${BUDGET[step-model]}s, log $log"
   timed step-model "$log" bash -c '
     set -e

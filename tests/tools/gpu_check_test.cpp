@@ -4,7 +4,6 @@
 // writes summary.json and summary.txt under $OUT.
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -15,13 +14,6 @@ namespace owt::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 bool has(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;
@@ -71,9 +63,9 @@ TEST(GpuCheck, DryRunOverAStandInBundleWritesTheSummary) {
   for (const char* phase : {"setup", "gpu-tests", "memcheck", "owt-tf32", "torch-tf32",
                             "owt-bf16", "torch-bf16", "step-model", "summary"})
     EXPECT_TRUE(has(r.out, phase)) << phase << " in " << r.out;
-  EXPECT_TRUE(has(read_all(out + "/setup.log"), "lists 2 tests")) << read_all(out + "/setup.log");
+  EXPECT_TRUE(has(read_text(out + "/setup.log"), "lists 2 tests")) << read_text(out + "/setup.log");
 
-  const nlohmann::json s = nlohmann::json::parse(read_all(out + "/summary.json"));
+  const nlohmann::json s = nlohmann::json::parse(read_text(out + "/summary.json"));
   EXPECT_TRUE(s["dry_run"].get<bool>());
   EXPECT_EQ(s["commit"], "stand-in");
   EXPECT_LE(s["worst_case_s"].get<int>(), s["limit_s"].get<int>());
@@ -91,7 +83,7 @@ TEST(GpuCheck, DryRunOverAStandInBundleWritesTheSummary) {
   EXPECT_TRUE(step_model);
   EXPECT_EQ(s["step_model"]["assumed_link_gbs"], 450.0);
   // The table comes last on stdout and is the same as summary.txt.
-  const std::string table = read_all(out + "/summary.txt");
+  const std::string table = read_text(out + "/summary.txt");
   EXPECT_TRUE(has(table, "dry run: nothing ran on a GPU")) << table;
   ASSERT_GE(r.out.size(), table.size());
   EXPECT_EQ(r.out.substr(r.out.size() - table.size()), table);
