@@ -4,6 +4,7 @@
 // and without OpenCV.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
@@ -20,6 +21,9 @@ uint32_t le32(const uint8_t* p) { return (le16(p + 2) << 16) | le16(p); }
 
 [[noreturn]] void bad(const std::string& why) { throw BadExample(why); }
 
+// A TIFF strip or tile may always hold this many pixels, however small the image.
+constexpr int64_t kTiffBlockSlack = int64_t{1} << 20;
+
 ImageHeader png(const uint8_t* b, size_t n) {
   // Signature, then the IHDR chunk: length 13, "IHDR", width, height (big-endian).
   if (n < 24 || std::memcmp(b + 12, "IHDR", 4) != 0) bad("truncated PNG header (no IHDR chunk)");
@@ -34,7 +38,8 @@ ImageHeader jpeg(const uint8_t* b, size_t n) {
     while (at + 1 < n && b[at + 1] == 0xFF) ++at;  // fill bytes
     if (at + 4 > n) break;
     const uint8_t marker = b[at + 1];
-    if (marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {  // no length
+    // No length: SOI, TEM, RSTn; and FF 00, which libjpeg skips as two stray bytes.
+    if (marker == 0xD8 || marker == 0x01 || marker == 0x00 || (marker >= 0xD0 && marker <= 0xD7)) {
       at += 2;
       continue;
     }
@@ -79,6 +84,7 @@ ImageHeader pnm(const uint8_t* b, size_t n) {
     for (int digits = 0; at < n && b[at] >= '0' && b[at] <= '9'; ++at)
       if (++digits > 9) bad("PNM: a dimension has more than 9 digits");
       else d = d * 10 + (b[at] - '0');
+    ++at;  // OpenCV's reader consumes the byte that ends a number: "3#4" is 3 then 4, no comment
   }
   return {"PNM", dims[0], dims[1]};
 }
@@ -90,37 +96,48 @@ ImageHeader tiff(const uint8_t* b, size_t n) {
   if (n < 8) bad("truncated TIFF header");
   const uint64_t ifd = u32(4);
   if (ifd < 8 || ifd + 2 > n) bad(cat("TIFF: first directory at byte ", ifd, " is outside the file"));
+  // The tags read here, and their values in the first directory (-1: absent).
+  enum { kWidth, kLength, kBits, kSamples, kRowsPerStrip, kTileWidth, kTileLength, kTags };
+  static const uint32_t kTagIds[kTags] = {256, 257, 258, 277, 278, 322, 323};
+  int64_t v[kTags] = {-1, -1, -1, -1, -1, -1, -1};
   const uint32_t entries = u16(ifd);
-  int64_t width = -1, height = -1, bits = 8, samples = 1;
   for (uint32_t e = 0; e < entries; ++e) {
     const uint64_t at = ifd + 2 + 12 * uint64_t{e};
     if (at + 12 > n) bad("truncated TIFF directory");
     const uint32_t tag = u16(at), type = u16(at + 2);
-    // SHORT (3) and LONG (4) values of count 1 sit in the entry; for BitsPerSample with
-    // several samples the first SHORT is there too only when they fit, so read it from the
-    // offset otherwise.
-    auto value = [&]() -> int64_t {
-      if (type == 3) return u16(at + 8);
-      if (type == 4) return u32(at + 8);
-      bad(cat("TIFF: tag ", tag, " has type ", type, " (expected SHORT or LONG)"));
-    };
-    if (tag == 256) width = value();
-    else if (tag == 257) height = value();
-    else if (tag == 277) samples = value();
-    else if (tag == 258) {
-      const uint32_t count = u32(at + 4);
-      if (type == 3 && count > 2) {
-        const uint64_t off = u32(at + 8);
-        if (off + 2 > n) bad("TIFF: BitsPerSample outside the file");
-        bits = u16(off);
-      } else {
-        bits = value();
-      }
+    const int t = static_cast<int>(std::find(kTagIds, kTagIds + kTags, tag) - kTagIds);
+    // libtiff ignores every repeat of a tag in a directory (it keeps the first), so must we: a
+    // small second ImageWidth would otherwise hide the large first one that libtiff allocates.
+    if (t == kTags || v[t] >= 0) continue;
+    if (type != 3 && type != 4) bad(cat("TIFF: tag ", tag, " has type ", type, " (expected SHORT or LONG)"));
+    // SHORT (3) and LONG (4) values of count 1 sit in the entry; for BitsPerSample with more
+    // SHORTs than fit there, the entry holds the offset of the first.
+    uint64_t value_at = at + 8;
+    if (t == kBits && type == 3 && u32(at + 4) > 2) {
+      value_at = u32(at + 8);
+      if (value_at + 2 > n) bad("TIFF: BitsPerSample outside the file");
     }
+    v[t] = type == 3 ? u16(value_at) : u32(value_at);
   }
+  const int64_t width = v[kWidth], height = v[kLength];
+  const int64_t bits = v[kBits] < 0 ? 8 : v[kBits], samples = v[kSamples] < 0 ? 1 : v[kSamples];
   if (width < 0 || height < 0) bad("TIFF: no ImageWidth or ImageLength in the first directory");
   if (bits < 1 || bits > 16) bad(cat("TIFF: ", bits, " bits per sample (owt reads up to 16)"));
   if (samples < 1 || samples > 4) bad(cat("TIFF: ", samples, " samples per pixel (owt reads 1 to 4)"));
+  // OpenCV decodes a strip or tile at a time into a buffer of its declared size, which the
+  // file may set far beyond the image (RowsPerStrip 18693 for 5 rows), so bound it too.
+  if (width <= limits::kImageSide && height <= limits::kImageSide) {
+    auto or_image = [](int64_t declared, int64_t image) {  // 0 and 2^32-1 mean the image's
+      return declared <= 0 || declared == 0xFFFFFFFF ? image : std::min<int64_t>(declared, int64_t{1} << 31);
+    };
+    const int64_t strip = width * or_image(v[kRowsPerStrip], height);
+    const int64_t tile = or_image(v[kTileWidth], width) * or_image(v[kTileLength], height);
+    const int64_t block = std::max(strip, tile), most = std::max(2 * width * height, kTiffBlockSlack);
+    if (block > most)
+      bad(cat("TIFF: a ", v[kTileWidth] >= 0 || v[kTileLength] >= 0 ? "tile" : "strip", " of ", block,
+              " pixels in a ", width, "x", height, " image; owt reads strips and tiles of at most "
+              "twice the image or ", kTiffBlockSlack, " pixels"));
+  }
   return {"TIFF", width, height};
 }
 

@@ -201,23 +201,43 @@ void packed_index(const uint8_t* data, size_t size) {
   }
 }
 
+// The header must name the size the codec library decodes (decode_image refuses any other
+// with "but decodes to"), and no allocation while decoding may be much larger than that size
+// asks for: 24 bytes a pixel (12 for owt's floats, room for libjpeg's coefficient planes) over
+// the image padded to whole 32-pixel JPEG blocks, plus 8 MiB (a TIFF strip or tile of 2^20 RGBA
+// pixels, which read_image_header allows however small the image). Under libFuzzer a larger
+// allocation aborts (fuzz_main.cpp); a header read unlike the library's would otherwise show
+// only when its image is large enough to run out of memory.
 void image_decode(const uint8_t* data, size_t size) {
+  ImageHeader header;
   try {
-    read_image_header(data, size);
+    header = read_image_header(data, size);
   } catch (const BadExample&) {
+    return;  // decode_image reads the same header first and refuses it the same way
   }
   if (!have_image_codec()) return;
   Image img;
   try {
+    AllocationBudget budget(static_cast<size_t>((header.width + 32) * (header.height + 32)) * 24 +
+                            (size_t{8} << 20));
     decode_image(data, size, img);
-    if (img.c != 3 || img.h <= 0 || img.w <= 0 ||
-        img.pixels.size() != static_cast<size_t>(img.c * img.h * img.w))
+  } catch (const BadExample& e) {
+    if (std::strstr(e.what(), "but decodes to")) {
+      std::fprintf(stderr, "image_decode: %s\n", e.what());
       std::abort();
-  } catch (const BadExample&) {
+    }
+    return;
   }
+  const bool as_declared = img.w == header.width && img.h == header.height;
+  const bool turned = img.w == header.height && img.h == header.width;  // an orientation tag
+  if (img.c != 3 || !(as_declared || turned) ||
+      img.pixels.size() != static_cast<size_t>(img.c * img.h * img.w))
+    std::abort();
 }
 
 }  // namespace
+
+thread_local size_t AllocationBudget::bytes_ = 0;
 
 const std::vector<Target>& targets() {
   static const std::vector<Target> all = {

@@ -19,6 +19,25 @@ struct Target {
   TargetFn run;
 };
 
+// While alive, no single allocation on this thread should take more than `bytes`: the
+// libFuzzer driver (fuzz_main.cpp) aborts on a larger one; the replay build ignores it.
+// A target sets it from the size its input declares, so that a parser which lets a library
+// allocate more than the declared size is a finding at any size, not only past the 2 GiB
+// that libFuzzer calls out of memory.
+class AllocationBudget {
+ public:
+  explicit AllocationBudget(size_t bytes) : outer_(bytes_) { bytes_ = bytes; }
+  ~AllocationBudget() { bytes_ = outer_; }
+  AllocationBudget(const AllocationBudget&) = delete;
+  AllocationBudget& operator=(const AllocationBudget&) = delete;
+  // The budget of the innermost live AllocationBudget on this thread; 0 means none.
+  static size_t bytes() { return bytes_; }
+
+ private:
+  size_t outer_;
+  static thread_local size_t bytes_;
+};
+
 // model_yaml, idx, cifar, safetensors, packed_index, image_decode.
 const std::vector<Target>& targets();
 // The target called `name`, or nullptr.

@@ -2,12 +2,15 @@
 // tests and benchmarks, resize-and-re-encode for `owt data pack`. Compiled only with OpenCV.
 // Images are decoded only after read_image_header has bounded their size; the messages the
 // codec libraries print themselves (libpng's "libpng error: ...", libjpeg's "Corrupt JPEG
-// data: ...", OpenCV's log) are kept off stderr and folded into owt's own message.
+// data: ...", OpenCV's log and its std::cerr lines) are kept off stderr and folded into owt's
+// own message.
 #include <stdio.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
+#include <iostream>
+#include <streambuf>
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -40,6 +43,21 @@ ssize_t stderr_write(void*, const char* buf, size_t size) {
   return static_cast<ssize_t>(size);
 }
 
+// std::cerr, which OpenCV writes to when a decoder throws ("imdecode_(''): can't read data:
+// ..."), holds the FILE* that stderr was at start-up, so it gets the same routing: unbuffered,
+// every character through stderr_write.
+class StderrStreambuf : public std::streambuf {
+ protected:
+  int overflow(int c) override {
+    if (c == traits_type::eof()) return traits_type::not_eof(c);
+    const char ch = traits_type::to_char_type(c);
+    return stderr_write(nullptr, &ch, 1) == 1 ? c : traits_type::eof();
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    return stderr_write(nullptr, s, static_cast<size_t>(n)) < 0 ? 0 : n;
+  }
+};
+
 const bool kQuietCodecs = [] {
   cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
   cookie_io_functions_t io{};
@@ -48,6 +66,8 @@ const bool kQuietCodecs = [] {
     std::setvbuf(f, nullptr, _IONBF, 0);  // as stderr: every write goes out at once
     stderr = f;
   }
+  static StderrStreambuf cerr_buf;
+  std::cerr.rdbuf(&cerr_buf);
   return true;
 }();
 
@@ -73,18 +93,29 @@ class CodecMessages {
 };
 
 // Decoded 8-bit BGR (H, W, 3), or an empty Mat. The header is checked first, so nothing larger
-// than core/limits.h allows is allocated; `messages` collects what the libraries print.
+// than core/limits.h allows is allocated, as long as read_image_header reads the size the
+// codec library reads (the fuzz target image_decode holds it to that); `messages` collects
+// what the libraries print.
 cv::Mat decode_bgr(const uint8_t* bytes, size_t size, const CodecMessages& messages) {
   (void)kQuietCodecs;
   (void)messages;
-  read_image_header(bytes, size);  // throws BadExample: not an image, or too large
+  const ImageHeader header = read_image_header(bytes, size);  // throws: not an image, too large
   if (size > static_cast<size_t>(INT32_MAX)) throw BadExample(cat(size, " bytes is too large an image file"));
   cv::Mat buf(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t*>(bytes));
+  cv::Mat m;
   try {
-    return cv::imdecode(buf, cv::IMREAD_COLOR);
+    m = cv::imdecode(buf, cv::IMREAD_COLOR);
   } catch (const cv::Exception&) {
     return cv::Mat();
   }
+  // An orientation (JPEG's EXIF, TIFF's tag 274) may turn the image a quarter; any other
+  // difference is a header the library read unlike read_image_header, a bug to fix there.
+  const bool as_declared = m.cols == header.width && m.rows == header.height;
+  const bool turned = m.cols == header.height && m.rows == header.width;
+  if (!m.empty() && !as_declared && !turned)
+    throw BadExample(cat(header.format, " header declares a ", header.width, "x", header.height,
+                         " image but decodes to ", m.cols, "x", m.rows));
+  return m;
 }
 
 // libjpeg decodes a truncated JPEG "successfully" (grey rows, a warning), so look for the

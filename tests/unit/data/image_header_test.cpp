@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,84 @@ TEST(ImageHeader, HugeOrForgedSizesAreRefusedBeforeDecoding) {
   }
 }
 
+std::string le16(uint16_t v) { return {static_cast<char>(v), static_cast<char>(v >> 8)}; }
+std::string le32(uint32_t v) { return le16(static_cast<uint16_t>(v)) + le16(static_cast<uint16_t>(v >> 16)); }
+
+// An uncompressed w x h RGB TIFF (little-endian, one strip of `rows_per_strip` rows) whose
+// directory ends with a second ImageWidth and ImageLength, repeat_w x repeat_h, as a forged
+// file might.
+std::string tiff_rgb(uint16_t w, uint16_t h, uint32_t rows_per_strip, uint16_t repeat_w,
+                     uint16_t repeat_h) {
+  const uint16_t entries = 11;
+  const uint32_t bits_at = 8 + 2 + 12 * entries + 4, pixels_at = bits_at + 6;
+  auto entry = [](uint16_t tag, uint16_t type, uint32_t count, uint32_t value) {
+    const bool one_short = type == 3 && count == 1;
+    return le16(tag) + le16(type) + le32(count) +
+           (one_short ? le16(static_cast<uint16_t>(value)) + le16(0) : le32(value));
+  };
+  std::string t = std::string("II*\0", 4) + le32(8) + le16(entries) + entry(256, 3, 1, w) +
+                  entry(257, 3, 1, h) + entry(258, 3, 3, bits_at) + entry(259, 3, 1, 1) +
+                  entry(262, 3, 1, 2) + entry(273, 4, 1, pixels_at) + entry(277, 3, 1, 3) +
+                  entry(278, 4, 1, rows_per_strip) + entry(279, 4, 1, 3u * w * h) +
+                  entry(256, 3, 1, repeat_w) + entry(257, 3, 1, repeat_h) + le32(0);
+  t += le16(8) + le16(8) + le16(8);
+  for (int i = 0; i < 3 * w * h; ++i) t += static_cast<char>(i * 11);
+  return t;
+}
+
+// What read_image_header says must be what the codec library decodes, or a forged header can
+// make the library allocate far more than the limits allow (tools/fuzz.sh found these three).
+TEST(ImageHeader, SizesAreReadAsTheCodecLibrariesReadThem) {
+  std::vector<std::pair<std::string, std::string>> cases;  // (what, bytes) of 37x23 images
+  // libtiff keeps the first of a repeated tag: a later, smaller ImageWidth must not count.
+  cases.emplace_back("TIFF", tiff_rgb(37, 23, 23, 2, 2));
+  // OpenCV's PNM reader consumes the byte after a number, so "37#23" is 37 then 23.
+  std::string pnm = "P6 37#23 255\n";
+  pnm.resize(pnm.size() + 37 * 23 * 3, '\x40');
+  cases.emplace_back("PNM", pnm);
+  // libjpeg skips FF 00 as stray bytes (it is no marker): here they are followed by two more
+  // stray bytes that, read as a segment length, would jump over the whole image to a forged
+  // 2x2 frame header at the end.
+  if (have_image_codec()) {
+    std::vector<uint8_t> rgb(37 * 23 * 3, 90);
+    const std::string jpg = encode_image(rgb.data(), 23, 37, 3, ".jpg");
+    const std::string body = jpg.substr(2);
+    const std::string jump = {static_cast<char>((body.size() + 2) >> 8), static_cast<char>(body.size() + 2)};
+    ASSERT_EQ(jump.find('\xff'), std::string::npos);
+    const std::string forged_sof("\xff\xc0\x00\x11\x08\x00\x02\x00\x02\x03\x01\x11\x00\x02\x11\x01\x03\x11\x01", 19);
+    cases.emplace_back("JPEG", jpg.substr(0, 2) + std::string("\xff\x00", 2) + jump + body + forged_sof);
+  }
+  for (const auto& [what, bytes] : cases) {
+    const ImageHeader h = header_of(bytes);
+    EXPECT_EQ(h.format, what);
+    EXPECT_EQ(h.width, 37) << what;
+    EXPECT_EQ(h.height, 23) << what;
+    if (!have_image_codec()) continue;
+    Image img;
+    decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), img);
+    EXPECT_EQ(img.w, 37) << what;
+    EXPECT_EQ(img.h, 23) << what;
+  }
+  // The repeat that is ignored cannot make a huge first size pass either.
+  EXPECT_NE(bad_example(tiff_rgb(30000, 30000, 30000, 2, 2)).find("30000x30000"), std::string::npos);
+}
+
+// OpenCV decodes a TIFF a strip (or tile) at a time into a buffer of the declared strip size,
+// so a forged RowsPerStrip (18693 rows of a 5-row image: 76 MB from 400 bytes) is refused,
+// while strips a little past the image, as writers with a fixed strip height make, are read.
+TEST(ImageHeader, TiffStripsAndTilesAreBoundedByTheImage) {
+  const std::string msg = bad_example(tiff_rgb(1018, 5, 18693, 1018, 5));
+  EXPECT_NE(msg.find("strip of 19029474 pixels in a 1018x5 image"), std::string::npos) << msg;
+  for (uint32_t rows : {5u, 64u, 0xFFFFFFFFu}) {  // 2^32-1: one strip
+    const std::string bytes = tiff_rgb(37, 5, rows, 37, 5);
+    EXPECT_EQ(header_of(bytes).height, 5) << rows;
+    if (!have_image_codec()) continue;
+    Image img;
+    decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), img);
+    EXPECT_EQ(img.w * img.h, 37 * 5) << rows;
+  }
+}
+
 TEST(ImageCodec, LibraryMessagesStayOffStderr) {
   if (!have_image_codec()) GTEST_SKIP() << "built without OpenCV";
   std::vector<uint8_t> rgb(16 * 16 * 3, 100);
@@ -114,7 +193,10 @@ TEST(ImageCodec, LibraryMessagesStayOffStderr) {
   // A JPEG whose second half is zeros: libjpeg would print "Corrupt JPEG data: ...".
   std::string jpg = encode_image(rgb.data(), 16, 16, 3, ".jpg");
   for (size_t i = jpg.size() / 2; i + 2 < jpg.size(); ++i) jpg[i] = 0;
-  for (const std::string* bytes : {&png, &jpg}) {
+  // A TIFF cut short in its pixels: OpenCV writes "imdecode_(''): can't read data" to std::cerr.
+  std::string tif = tiff_rgb(37, 23, 23, 37, 23);
+  tif.resize(tif.size() - 100);
+  for (const std::string* bytes : {&png, &jpg, &tif}) {
     testing::internal::CaptureStderr();
     std::string what;
     Image img;
@@ -129,12 +211,16 @@ TEST(ImageCodec, LibraryMessagesStayOffStderr) {
       EXPECT_NE(what.find("cannot decode"), std::string::npos) << what;
       EXPECT_NE(what.find("(libpng"), std::string::npos) << "libpng's text belongs in owt's message: " << what;
     }
+    if (bytes == &tif) {
+      EXPECT_NE(what.find("can't read data"), std::string::npos) << what;
+    }
   }
-  // Ordinary stderr output still goes through, in order.
+  // Ordinary stderr output still goes through, in order, std::cerr's too.
   testing::internal::CaptureStderr();
   std::fprintf(stderr, "first\n");
   warn("second");
-  EXPECT_EQ(testing::internal::GetCapturedStderr(), "first\nowt: warning: second\n");
+  std::cerr << "third" << std::endl;
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "first\nowt: warning: second\nthird\n");
 }
 
 TEST(ImageFolder, AFolderOfClassFoldersIsOneSplit) {
