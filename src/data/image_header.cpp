@@ -125,18 +125,21 @@ ImageHeader tiff(const uint8_t* b, size_t n) {
   if (bits < 1 || bits > 16) bad(cat("TIFF: ", bits, " bits per sample (owt reads up to 16)"));
   if (samples < 1 || samples > 4) bad(cat("TIFF: ", samples, " samples per pixel (owt reads 1 to 4)"));
   // OpenCV decodes a strip or tile at a time into a buffer of its declared size, which the
-  // file may set far beyond the image (RowsPerStrip 18693 for 5 rows), so bound it too.
+  // file may set far beyond the image (RowsPerStrip 18693 for 5 rows), so bound it too. Which
+  // tags make the block depends on which are present (libtiff takes a lone TileWidth with
+  // RowsPerStrip for the height), so bound the largest block any of them could make.
   if (width <= limits::kImageSide && height <= limits::kImageSide) {
-    auto or_image = [](int64_t declared, int64_t image) {  // 0 and 2^32-1 mean the image's
+    auto or_image = [](int64_t declared, int64_t image) {  // absent, 0 and 2^32-1: the image's
       return declared <= 0 || declared == 0xFFFFFFFF ? image : std::min<int64_t>(declared, int64_t{1} << 31);
     };
-    const int64_t strip = width * or_image(v[kRowsPerStrip], height);
-    const int64_t tile = or_image(v[kTileWidth], width) * or_image(v[kTileLength], height);
-    const int64_t block = std::max(strip, tile), most = std::max(2 * width * height, kTiffBlockSlack);
+    const int64_t block = std::max(width, or_image(v[kTileWidth], width)) *
+                          std::max({height, or_image(v[kRowsPerStrip], height),
+                                    or_image(v[kTileLength], height)});
+    const int64_t most = std::max(2 * width * height, kTiffBlockSlack);
     if (block > most)
-      bad(cat("TIFF: a ", v[kTileWidth] >= 0 || v[kTileLength] >= 0 ? "tile" : "strip", " of ", block,
-              " pixels in a ", width, "x", height, " image; owt reads strips and tiles of at most "
-              "twice the image or ", kTiffBlockSlack, " pixels"));
+      bad(cat("TIFF: strips or tiles of up to ", block, " pixels in a ", width, "x", height,
+              " image; owt reads strips and tiles of at most twice the image or ",
+              kTiffBlockSlack, " pixels"));
   }
   return {"TIFF", width, height};
 }

@@ -173,7 +173,13 @@ TEST(ImageHeader, SizesAreReadAsTheCodecLibrariesReadThem) {
 // while strips a little past the image, as writers with a fixed strip height make, are read.
 TEST(ImageHeader, TiffStripsAndTilesAreBoundedByTheImage) {
   const std::string msg = bad_example(tiff_rgb(1018, 5, 18693, 1018, 5));
-  EXPECT_NE(msg.find("strip of 19029474 pixels in a 1018x5 image"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("of up to 19029474 pixels in a 1018x5 image"), std::string::npos) << msg;
+  // A lone TileWidth makes libtiff's tiles TileWidth x RowsPerStrip: 65282 x 260 for 6x3.
+  auto short_entry = [](uint16_t tag, uint16_t value) { return le16(tag) + le16(3) + le32(1) + le16(value) + le16(0); };
+  const std::string lone_tile_width = std::string("II*\0", 4) + le32(8) + le16(4) + short_entry(256, 6) +
+                                      short_entry(257, 3) + short_entry(278, 260) +
+                                      short_entry(322, 65282) + le32(0) + std::string(64, '\0');
+  EXPECT_NE(bad_example(lone_tile_width).find("of up to 16973320 pixels"), std::string::npos);
   for (uint32_t rows : {5u, 64u, 0xFFFFFFFFu}) {  // 2^32-1: one strip
     const std::string bytes = tiff_rgb(37, 5, rows, 37, 5);
     EXPECT_EQ(header_of(bytes).height, 5) << rows;
