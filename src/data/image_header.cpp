@@ -109,7 +109,8 @@ ImageHeader tiff(const uint8_t* b, size_t n) {
     // libtiff ignores every repeat of a tag in a directory (it keeps the first), so must we: a
     // small second ImageWidth would otherwise hide the large first one that libtiff allocates.
     if (t == kTags || v[t] >= 0) continue;
-    if (type != 3 && type != 4) bad(cat("TIFF: tag ", tag, " has type ", type, " (expected SHORT or LONG)"));
+    if (type != 3 && type != 4)
+      bad(cat("TIFF: tag ", tag, " has type ", type, " (expected SHORT or LONG)"));
     // SHORT (3) and LONG (4) values of count 1 sit in the entry; for BitsPerSample with more
     // SHORTs than fit there, the entry holds the offset of the first.
     uint64_t value_at = at + 8;
@@ -130,7 +131,8 @@ ImageHeader tiff(const uint8_t* b, size_t n) {
   // RowsPerStrip for the height), so bound the largest block any of them could make.
   if (width <= limits::kImageSide && height <= limits::kImageSide) {
     auto or_image = [](int64_t declared, int64_t image) {  // absent, 0 and 2^32-1: the image's
-      return declared <= 0 || declared == 0xFFFFFFFF ? image : std::min<int64_t>(declared, int64_t{1} << 31);
+      if (declared <= 0 || declared == 0xFFFFFFFF) return image;
+      return std::min<int64_t>(declared, int64_t{1} << 31);
     };
     const int64_t block = std::max(width, or_image(v[kTileWidth], width)) *
                           std::max({height, or_image(v[kRowsPerStrip], height),

@@ -107,7 +107,9 @@ TEST(ImageHeader, HugeOrForgedSizesAreRefusedBeforeDecoding) {
 }
 
 std::string le16(uint16_t v) { return {static_cast<char>(v), static_cast<char>(v >> 8)}; }
-std::string le32(uint32_t v) { return le16(static_cast<uint16_t>(v)) + le16(static_cast<uint16_t>(v >> 16)); }
+std::string le32(uint32_t v) {
+  return le16(static_cast<uint16_t>(v)) + le16(static_cast<uint16_t>(v >> 16));
+}
 
 // An uncompressed w x h RGB TIFF (little-endian, one strip of `rows_per_strip` rows) whose
 // directory ends with a second ImageWidth and ImageLength, repeat_w x repeat_h, as a forged
@@ -132,7 +134,7 @@ std::string tiff_rgb(uint16_t w, uint16_t h, uint32_t rows_per_strip, uint16_t r
 }
 
 // What read_image_header says must be what the codec library decodes, or a forged header can
-// make the library allocate far more than the limits allow (tools/fuzz.sh found these three).
+// make the library allocate far more than the limits allow (fuzzing found these three).
 TEST(ImageHeader, SizesAreReadAsTheCodecLibrariesReadThem) {
   std::vector<std::pair<std::string, std::string>> cases;  // (what, bytes) of 37x23 images
   // libtiff keeps the first of a repeated tag: a later, smaller ImageWidth must not count.
@@ -148,10 +150,13 @@ TEST(ImageHeader, SizesAreReadAsTheCodecLibrariesReadThem) {
     std::vector<uint8_t> rgb(37 * 23 * 3, 90);
     const std::string jpg = encode_image(rgb.data(), 23, 37, 3, ".jpg");
     const std::string body = jpg.substr(2);
-    const std::string jump = {static_cast<char>((body.size() + 2) >> 8), static_cast<char>(body.size() + 2)};
+    const std::string jump = {static_cast<char>((body.size() + 2) >> 8),
+                              static_cast<char>(body.size() + 2)};
     ASSERT_EQ(jump.find('\xff'), std::string::npos);
-    const std::string forged_sof("\xff\xc0\x00\x11\x08\x00\x02\x00\x02\x03\x01\x11\x00\x02\x11\x01\x03\x11\x01", 19);
-    cases.emplace_back("JPEG", jpg.substr(0, 2) + std::string("\xff\x00", 2) + jump + body + forged_sof);
+    const std::string forged_sof(
+        "\xff\xc0\x00\x11\x08\x00\x02\x00\x02\x03\x01\x11\x00\x02\x11\x01\x03\x11\x01", 19);
+    cases.emplace_back("JPEG",
+                       jpg.substr(0, 2) + std::string("\xff\x00", 2) + jump + body + forged_sof);
   }
   for (const auto& [what, bytes] : cases) {
     const ImageHeader h = header_of(bytes);
@@ -165,7 +170,8 @@ TEST(ImageHeader, SizesAreReadAsTheCodecLibrariesReadThem) {
     EXPECT_EQ(img.h, 23) << what;
   }
   // The repeat that is ignored cannot make a huge first size pass either.
-  EXPECT_NE(bad_example(tiff_rgb(30000, 30000, 30000, 2, 2)).find("30000x30000"), std::string::npos);
+  EXPECT_NE(bad_example(tiff_rgb(30000, 30000, 30000, 2, 2)).find("30000x30000"),
+            std::string::npos);
 }
 
 // OpenCV decodes a TIFF a strip (or tile) at a time into a buffer of the declared strip size,
@@ -175,10 +181,12 @@ TEST(ImageHeader, TiffStripsAndTilesAreBoundedByTheImage) {
   const std::string msg = bad_example(tiff_rgb(1018, 5, 18693, 1018, 5));
   EXPECT_NE(msg.find("of up to 19029474 pixels in a 1018x5 image"), std::string::npos) << msg;
   // A lone TileWidth makes libtiff's tiles TileWidth x RowsPerStrip: 65282 x 260 for 6x3.
-  auto short_entry = [](uint16_t tag, uint16_t value) { return le16(tag) + le16(3) + le32(1) + le16(value) + le16(0); };
-  const std::string lone_tile_width = std::string("II*\0", 4) + le32(8) + le16(4) + short_entry(256, 6) +
-                                      short_entry(257, 3) + short_entry(278, 260) +
-                                      short_entry(322, 65282) + le32(0) + std::string(64, '\0');
+  auto short_entry = [](uint16_t tag, uint16_t value) {
+    return le16(tag) + le16(3) + le32(1) + le16(value) + le16(0);
+  };
+  const std::string lone_tile_width =
+      std::string("II*\0", 4) + le32(8) + le16(4) + short_entry(256, 6) + short_entry(257, 3) +
+      short_entry(278, 260) + short_entry(322, 65282) + le32(0) + std::string(64, '\0');
   EXPECT_NE(bad_example(lone_tile_width).find("of up to 16973320 pixels"), std::string::npos);
   for (uint32_t rows : {5u, 64u, 0xFFFFFFFFu}) {  // 2^32-1: one strip
     const std::string bytes = tiff_rgb(37, 5, rows, 37, 5);
