@@ -66,8 +66,9 @@ const bool kQuietCodecs = [] {
     std::setvbuf(f, nullptr, _IONBF, 0);  // as stderr: every write goes out at once
     stderr = f;
   }
-  static StderrStreambuf cerr_buf;
-  std::cerr.rdbuf(&cerr_buf);
+  // Never destroyed: std::cerr is flushed after every static object has died.
+  static StderrStreambuf* const cerr_buf = new StderrStreambuf;
+  std::cerr.rdbuf(cerr_buf);
   return true;
 }();
 

@@ -111,6 +111,18 @@ std::string le32(uint32_t v) {
   return le16(static_cast<uint16_t>(v)) + le16(static_cast<uint16_t>(v >> 16));
 }
 
+// One TIFF directory entry holding a SHORT.
+std::string short_entry(uint16_t tag, uint16_t value) {
+  return le16(tag) + le16(3) + le32(1) + le16(value) + le16(0);
+}
+
+// A little-endian TIFF of one directory of SHORT entries, then 64 zero bytes and no pixels.
+std::string tiff_header(const std::vector<std::pair<uint16_t, uint16_t>>& entries) {
+  std::string t = std::string("II*\0", 4) + le32(8) + le16(static_cast<uint16_t>(entries.size()));
+  for (const auto& [tag, value] : entries) t += short_entry(tag, value);
+  return t + le32(0) + std::string(64, '\0');
+}
+
 // An uncompressed w x h RGB TIFF (little-endian, one strip of `rows_per_strip` rows) whose
 // directory ends with a second ImageWidth and ImageLength, repeat_w x repeat_h, as a forged
 // file might.
@@ -129,7 +141,7 @@ std::string tiff_rgb(uint16_t w, uint16_t h, uint32_t rows_per_strip, uint16_t r
                   entry(278, 4, 1, rows_per_strip) + entry(279, 4, 1, 3u * w * h) +
                   entry(256, 3, 1, repeat_w) + entry(257, 3, 1, repeat_h) + le32(0);
   t += le16(8) + le16(8) + le16(8);
-  for (int i = 0; i < 3 * w * h; ++i) t += static_cast<char>(i * 11);
+  for (size_t i = 0; i < 3u * w * h; ++i) t += static_cast<char>(i * 11);
   return t;
 }
 
@@ -170,7 +182,8 @@ TEST(ImageHeader, SizesAreReadAsTheCodecLibrariesReadThem) {
     EXPECT_EQ(img.h, 23) << what;
   }
   // The repeat that is ignored cannot make a huge first size pass either.
-  EXPECT_NE(bad_example(tiff_rgb(30000, 30000, 30000, 2, 2)).find("30000x30000"),
+  EXPECT_NE(bad_example(tiff_header({{256, 30000}, {257, 30000}, {256, 2}, {257, 2}}))
+                .find("30000x30000"),
             std::string::npos);
 }
 
@@ -181,12 +194,7 @@ TEST(ImageHeader, TiffStripsAndTilesAreBoundedByTheImage) {
   const std::string msg = bad_example(tiff_rgb(1018, 5, 18693, 1018, 5));
   EXPECT_NE(msg.find("of up to 19029474 pixels in a 1018x5 image"), std::string::npos) << msg;
   // A lone TileWidth makes libtiff's tiles TileWidth x RowsPerStrip: 65282 x 260 for 6x3.
-  auto short_entry = [](uint16_t tag, uint16_t value) {
-    return le16(tag) + le16(3) + le32(1) + le16(value) + le16(0);
-  };
-  const std::string lone_tile_width =
-      std::string("II*\0", 4) + le32(8) + le16(4) + short_entry(256, 6) + short_entry(257, 3) +
-      short_entry(278, 260) + short_entry(322, 65282) + le32(0) + std::string(64, '\0');
+  const std::string lone_tile_width = tiff_header({{256, 6}, {257, 3}, {278, 260}, {322, 65282}});
   EXPECT_NE(bad_example(lone_tile_width).find("of up to 16973320 pixels"), std::string::npos);
   for (uint32_t rows : {5u, 64u, 0xFFFFFFFFu}) {  // 2^32-1: one strip
     const std::string bytes = tiff_rgb(37, 5, rows, 37, 5);
