@@ -14,6 +14,7 @@
 #include "owt/data/check.h"
 #include "owt/data/dataset.h"
 #include "owt/data/image_codec.h"
+#include "support/byte_strings.h"
 #include "support/expect_error.h"
 #include "support/idx_writer.h"
 #include "support/image_data.h"
@@ -36,10 +37,9 @@ std::string bad_example(const std::string& bytes) {
   return "";
 }
 
-std::string be32(uint32_t v) {
-  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-          static_cast<char>(v)};
-}
+using test::be32;
+using test::le16;
+using test::le32;
 
 // A PNG signature and IHDR claiming w x h, padded to `size` bytes.
 std::string png_header(uint32_t w, uint32_t h, size_t size = 64) {
@@ -104,11 +104,6 @@ TEST(ImageHeader, HugeOrForgedSizesAreRefusedBeforeDecoding) {
                  BadExample);
     EXPECT_TRUE(img.pixels.empty());
   }
-}
-
-std::string le16(uint16_t v) { return {static_cast<char>(v), static_cast<char>(v >> 8)}; }
-std::string le32(uint32_t v) {
-  return le16(static_cast<uint16_t>(v)) + le16(static_cast<uint16_t>(v >> 16));
 }
 
 // One TIFF directory entry holding a SHORT.

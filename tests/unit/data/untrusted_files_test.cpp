@@ -14,6 +14,7 @@
 #include "owt/data/dataset.h"
 #include "owt/data/image_codec.h"
 #include "owt/data/transform.h"
+#include "support/byte_strings.h"
 #include "support/expect_error.h"
 #include "support/idx_writer.h"
 #include "support/temp_dir.h"
@@ -22,22 +23,15 @@ namespace owt {
 namespace {
 
 namespace fs = std::filesystem;
+using test::be32;
 using test::expect_error;
 using test::idx_images_bytes;
 using test::idx_images_path;
 using test::idx_labels_bytes;
 using test::idx_labels_path;
+using test::le32;
+using test::le64;
 using test::write_bytes;
-
-std::string be32(uint32_t v) {
-  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-          static_cast<char>(v)};
-}
-std::string le32(uint32_t v) {
-  return {static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16),
-          static_cast<char>(v >> 24)};
-}
-std::string le64(uint64_t v) { return le32(static_cast<uint32_t>(v)) + le32(static_cast<uint32_t>(v >> 32)); }
 
 // A file of `size` bytes that takes no disk space (for limits on a file's size).
 std::string sparse_file(const std::string& path, uint64_t size) {
