@@ -117,7 +117,6 @@ std::shared_ptr<BatchLoader::Job> BatchLoader::submit(int64_t epoch, int64_t ind
   job->examples.assign(ord.begin() + first, ord.begin() + first + job->rows);
   job->numel = transform_.output_shape().numel();
   job->images = take_buffer();
-  job->x = job->images->f32();
   job->labels.resize(job->rows);
   // Row ranges small enough that every thread gets several.
   const int64_t chunk = std::max<int64_t>(1, job->rows / (4 * spec_.threads));

@@ -25,7 +25,7 @@ void BatchLoader::run_rows(Job& job, int64_t begin, int64_t end, Image& img,
 
 void BatchLoader::decode_row(Job& job, int64_t row, Image& img, std::vector<float>& scratch) {
   const int64_t example = job.examples[row];
-  float* out = job.x + row * job.numel;
+  float* out = job.images->f32() + row * job.numel;
   int64_t from = example;  // the example whose pixels fill the row
   for (;;) {
     try {

@@ -19,7 +19,6 @@ struct BatchLoader::Job {
   int64_t numel = 0;              // floats per output row
   std::vector<int64_t> examples;  // (rows) dataset index of each row
   std::shared_ptr<HostBuffer> images;  // room for b rows; rows (rows, C, H, W) decoded here
-  float* x = nullptr;                  // images->f32()
   std::vector<int32_t> labels;         // (rows)
   std::atomic<bool> cancelled{false};
   std::mutex mu;
