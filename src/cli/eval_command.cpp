@@ -160,6 +160,8 @@ void add_eval_command(CLI::App& app, CommandRunner& run) {
       for (int v = 0; v < views; ++v) {
         LoaderSpec spec{b, comm.rank(), comm.size(), false, false, false, cfg.seed, 1};
         if (views > 1) spec.view = v;
+        // As the trainer's: the backend's host buffers, uploaded without a staging copy.
+        spec.host_buffers = [backend](size_t bytes) { return backend->allocate_host(bytes); };
         loaders.push_back(std::make_unique<BatchLoader>(*data, tf, spec));
         view_loaders.push_back(loaders.back().get());
       }
