@@ -1,13 +1,14 @@
 // CudaConv: convolution forward, backward-data and backward-filter on cuDNN's legacy API.
 // Precision: tf32 runs fp32 descriptors with CUDNN_DEFAULT_MATH (TF32 tensor cores allowed,
 // as PyTorch), fp32-strict forbids them (CUDNN_FMA_MATH; any algorithm reporting tensor-op
-// maths, and FFT and Winograd ones, are skipped), bf16 converts the operands to bf16 copies, computes with fp32
-// accumulation (CUDNN_TENSOR_OP_MATH) and converts the result back (dw is accumulated in fp32).
-// A bf16 geometry for which cuDNN finds no engine (3-channel NCHW input, say) runs in TF32
-// instead, and says so once. cuDNN only ever sees 256-byte aligned pointers (cudaMalloc's
-// alignment; ParamStore starts every parameter on a 256-byte boundary): fp32 operands that are
-// views at other offsets (a block of activation rows, say) are staged through aligned scratch. Bias add and bias gradient use own kernels in
-// every mode (fp32, deterministic).
+// maths, and FFT and Winograd ones, are skipped), bf16 converts the operands to bf16 copies,
+// computes with fp32 accumulation (CUDNN_TENSOR_OP_MATH) and converts the result back (dw is
+// accumulated in fp32). A bf16 geometry for which cuDNN finds no engine (3-channel NCHW input,
+// say) runs in TF32 instead, and says so once. cuDNN only ever sees 256-byte aligned pointers
+// (cudaMalloc's alignment; ParamStore starts every parameter on a 256-byte boundary): fp32
+// operands that are views at other offsets (a block of activation rows, say) are staged
+// through aligned scratch. Bias add and bias gradient use own kernels in every mode (fp32,
+// deterministic).
 #include "cuda_conv.h"
 
 #include <cuda_runtime.h>
